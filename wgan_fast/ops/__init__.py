@@ -1,0 +1,20 @@
+"""Native ops of wgan_fast, each with a pure-PyTorch reference (its spec).
+
+Every op takes `impl="auto"|"native"|"reference"`: auto uses the native kernel
+when `native_available(device)`, native insists on it, reference runs the
+PyTorch specification.
+"""
+from ._native import BUILD_INFO, native_available, why_unavailable
+from .grad_penalty import grad_penalty, grad_penalty_ref, grad_penalty_with_norm
+from .interpolate import interpolate, interpolate_ref
+
+__all__ = [
+    "BUILD_INFO",
+    "grad_penalty",
+    "grad_penalty_ref",
+    "grad_penalty_with_norm",
+    "interpolate",
+    "interpolate_ref",
+    "native_available",
+    "why_unavailable",
+]
