@@ -41,14 +41,17 @@ def _step_fn(op, variant, real, fake, alpha, grad):
     g_pen = torch.full((real.shape[0],), 1.0 / real.shape[0], device=real.device)
 
     def step():
-        outs, grads = [], []
+        # autograd.grad, not backward: no accumulation into .grad is timed.
+        outs, grads, inputs = [], [], []
         if op in ("interpolate", "both"):
             outs.append(interp(real, fake, alpha))
             grads.append(g_out)
+            inputs += [real, fake, alpha]
         if op in ("grad_penalty", "both"):
             outs.append(pen(grad))
             grads.append(g_pen)
-        torch.autograd.backward(outs, grads)
+            inputs.append(grad)
+        torch.autograd.grad(outs, inputs, grads)
         sync(real.device)
 
     return step

@@ -6,10 +6,11 @@
 TORCH_LIBRARY(wgan_fast, m) {
   // x_hat = alpha * real + (1 - alpha) * fake, alpha of shape (B,).
   m.def("interpolate(Tensor real, Tensor fake, Tensor alpha) -> Tensor");
-  // -> (grad_real, grad_fake, grad_alpha)
+  // -> (grad_real, grad_fake, grad_alpha); outputs masked off come back
+  // empty (0 elements) and cost nothing.
   m.def(
       "interpolate_backward(Tensor grad, Tensor real, Tensor fake, "
-      "Tensor alpha) -> (Tensor, Tensor, Tensor)");
+      "Tensor alpha, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   // -> (penalty[B], norm[B]); norm = sqrt(sum(grad_b^2) + eps),
   // penalty = (norm - center)^2, or max(0, norm - center)^2 when one-sided.
   m.def(

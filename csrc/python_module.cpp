@@ -19,6 +19,7 @@ pybind11::dict build_info() {
   info["cuda_version"] = std::string();
 #endif
   info["torch_version"] = std::string(WGAN_FAST_TORCH_VERSION);
+  info["cpu_flags"] = std::string(WGAN_FAST_CPU_FLAGS);
   info["cxx_standard"] = static_cast<long>(__cplusplus);
   return info;
 }

@@ -75,7 +75,8 @@ def test_opcheck(device, native, layout):
     real, fake, alpha = _inputs((3, 2, 4, 5), torch.float32, device, layout, requires_grad=True)
     torch.library.opcheck(torch.ops.wgan_fast.interpolate.default, (real, fake, alpha))
     g = torch.randn_like(real)
-    torch.library.opcheck(torch.ops.wgan_fast.interpolate_backward.default, (g, real, fake, alpha))
+    for mask in ([True, True, True], [False, False, True], [True, False, False]):
+        torch.library.opcheck(torch.ops.wgan_fast.interpolate_backward.default, (g, real, fake, alpha, mask))
 
 
 def test_gradcheck_gradgradcheck_float64(device, native):
@@ -83,6 +84,25 @@ def test_gradcheck_gradgradcheck_float64(device, native):
     fn = lambda r, f, a: ops.interpolate(r, f, a, impl="native")  # noqa: E731
     assert torch.autograd.gradcheck(fn, (real, fake, alpha))
     assert torch.autograd.gradgradcheck(fn, (real, fake, alpha))
+
+
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, True), (False, False, True), (True, True, False)])
+def test_only_requested_gradients(device, native, needs):
+    # Inputs that do not require grad are masked off in the fused backward.
+    real, fake, alpha = _inputs((3, 2, 4, 5), torch.float64, device)
+    for t, n in zip((real, fake, alpha), needs):
+        t.requires_grad_(n)
+    wanted = [t for t, n in zip((real, fake, alpha), needs) if n]
+    g = torch.randn_like(real)
+    got = torch.autograd.grad(ops.interpolate(real, fake, alpha, impl="native"), wanted, g)
+    want = torch.autograd.grad(ops.interpolate_ref(real, fake, alpha), wanted, g)
+    for a, b in zip(got, want):
+        assert_close(a, b)
+    def fn(*w):
+        it = iter(w)
+        return ops.interpolate(*[next(it) if n else t for t, n in zip((real, fake, alpha), needs)], impl="native")
+
+    assert torch.autograd.gradgradcheck(fn, tuple(wanted))
 
 
 def test_alpha_dtype_differs_from_data(device, native):

@@ -1,9 +1,9 @@
-// CPU kernels of the fused interpolate and gradient-penalty ops.
+// CPU row kernels of the fused interpolate and gradient-penalty ops (the
+// drivers in gp_common.cpp handle checks, layouts and allocation).
 //
-// Tensors are walked as row-major (B, D) buffers in storage order (see
-// batch_major_dense); other layouts go through a contiguous copy. Work is
-// split with at::parallel_for; inner loops are plain loops over the shared
-// math of gp_math.h that the compiler vectorises (omp simd, -O3).
+// Work is split with at::parallel_for; inner loops are plain loops over the
+// shared math of gp_math.h, in templated helpers outside the dispatch macros
+// so that `omp simd` applies, and the compiler vectorises them (-O3).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -20,16 +20,6 @@ namespace {
 
 // Elements per parallel task: below this, threading costs more than it saves.
 constexpr int64_t kGrain = 1 << 15;
-
-at::ScalarType opmath_dtype(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
-}
-
-// Whether `t` can be walked as a (B, D) buffer in the storage order of `like`.
-bool rows_match(const at::Tensor& t, const at::Tensor& like) {
-  return batch_major_dense(like) && same_layout(t, like) &&
-         t.is_non_overlapping_and_dense();
-}
 
 int64_t row_grain(int64_t D) {
   return std::max<int64_t>(1, kGrain / std::max<int64_t>(D, 1));
@@ -50,7 +40,24 @@ void for_each_row_piece(int64_t B, int64_t D, const F& f) {
   });
 }
 
-// ---- loop bodies (outside the dispatch macros, so pragmas apply) ------------
+// Sum of term(j) over [begin, end) kept in kLanes independent partial sums:
+// the vectorised loop is then bound by memory, not by the latency of a single
+// accumulator (4x+ faster than one `omp simd reduction` accumulator).
+constexpr int kLanes = 32;
+
+template <typename opmath_t, typename F>
+opmath_t lane_sum(int64_t begin, int64_t end, const F& term) {
+  opmath_t acc[kLanes] = {};
+  int64_t j = begin;
+  for (; j + kLanes <= end; j += kLanes) {
+#pragma omp simd
+    for (int k = 0; k < kLanes; ++k) acc[k] += term(j + k);
+  }
+  opmath_t total = 0;
+  for (; j < end; ++j) total += term(j);
+  for (int k = 0; k < kLanes; ++k) total += acc[k];
+  return total;
+}
 
 template <typename scalar_t, typename opmath_t>
 void interpolate_span(const scalar_t* r, const scalar_t* f, opmath_t a,
@@ -62,31 +69,32 @@ void interpolate_span(const scalar_t* r, const scalar_t* f, opmath_t a,
   }
 }
 
-template <typename scalar_t, typename opmath_t>
+// One row of interpolate's backward; WANT_* select the outputs at compile
+// time so every variant stays a straight vectorisable loop.
+template <bool WANT_REAL, bool WANT_FAKE, bool WANT_ALPHA, typename scalar_t,
+          typename opmath_t>
 opmath_t interpolate_backward_span(const scalar_t* g, const scalar_t* r,
                                    const scalar_t* f, opmath_t a, scalar_t* gr,
                                    scalar_t* gf, int64_t begin, int64_t end) {
-  opmath_t acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t j = begin; j < end; ++j) {
+  return lane_sum<opmath_t>(begin, end, [&](int64_t j) {
     const opmath_t gj = static_cast<opmath_t>(g[j]);
-    gr[j] = static_cast<scalar_t>(math::interpolate_grad_real(gj, a));
-    gf[j] = static_cast<scalar_t>(math::interpolate_grad_fake(gj, a));
-    acc += math::interpolate_grad_alpha_term(gj, static_cast<opmath_t>(r[j]),
-                                             static_cast<opmath_t>(f[j]));
-  }
-  return acc;
+    if constexpr (WANT_REAL) gr[j] = static_cast<scalar_t>(math::interpolate_grad_real(gj, a));
+    if constexpr (WANT_FAKE) gf[j] = static_cast<scalar_t>(math::interpolate_grad_fake(gj, a));
+    if constexpr (WANT_ALPHA) {
+      return math::interpolate_grad_alpha_term(gj, static_cast<opmath_t>(r[j]),
+                                               static_cast<opmath_t>(f[j]));
+    } else {
+      return opmath_t(0);
+    }
+  });
 }
 
 template <typename scalar_t, typename opmath_t>
 opmath_t sum_of_squares_span(const scalar_t* g, int64_t begin, int64_t end) {
-  opmath_t acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t j = begin; j < end; ++j) {
+  return lane_sum<opmath_t>(begin, end, [&](int64_t j) {
     const opmath_t gj = static_cast<opmath_t>(g[j]);
-    acc += gj * gj;
-  }
-  return acc;
+    return gj * gj;
+  });
 }
 
 template <typename scalar_t, typename opmath_t>
@@ -98,11 +106,11 @@ void scale_span(const scalar_t* g, opmath_t k, scalar_t* o, int64_t begin,
   }
 }
 
-// ---- kernels on (B, D) buffers ---------------------------------------------
+// ---- typed row kernels -------------------------------------------------------
 
 template <typename scalar_t>
-void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
-                      const at::Tensor& alpha, at::Tensor& out) {
+void interpolate_typed(const at::Tensor& real, const at::Tensor& fake,
+                       const at::Tensor& alpha, at::Tensor& out) {
   using opmath_t = at::opmath_type<scalar_t>;
   const scalar_t* r = real.const_data_ptr<scalar_t>();
   const scalar_t* f = fake.const_data_ptr<scalar_t>();
@@ -114,31 +122,52 @@ void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
                      });
 }
 
-template <typename scalar_t>
-void interpolate_backward_rows(const at::Tensor& grad, const at::Tensor& real,
-                               const at::Tensor& fake, const at::Tensor& alpha,
-                               at::Tensor& grad_real, at::Tensor& grad_fake,
-                               at::Tensor& grad_alpha) {
+template <bool WR, bool WF, bool WA, typename scalar_t>
+void interpolate_backward_typed(const at::Tensor& grad, const at::Tensor& real,
+                                const at::Tensor& fake, const at::Tensor& alpha,
+                                at::Tensor& grad_real, at::Tensor& grad_fake,
+                                at::Tensor& grad_alpha) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t B = grad.size(0), D = row_size(grad);
   const scalar_t* g = grad.const_data_ptr<scalar_t>();
   const scalar_t* r = real.const_data_ptr<scalar_t>();
   const scalar_t* f = fake.const_data_ptr<scalar_t>();
   const opmath_t* a = alpha.const_data_ptr<opmath_t>();
-  scalar_t* gr = grad_real.mutable_data_ptr<scalar_t>();
-  scalar_t* gf = grad_fake.mutable_data_ptr<scalar_t>();
-  opmath_t* ga = grad_alpha.mutable_data_ptr<opmath_t>();
+  scalar_t* gr = WR ? grad_real.mutable_data_ptr<scalar_t>() : nullptr;
+  scalar_t* gf = WF ? grad_fake.mutable_data_ptr<scalar_t>() : nullptr;
+  opmath_t* ga = WA ? grad_alpha.mutable_data_ptr<opmath_t>() : nullptr;
   at::parallel_for(0, B, row_grain(D), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      ga[b] = interpolate_backward_span<scalar_t, opmath_t>(g, r, f, a[b], gr, gf,
-                                                            b * D, (b + 1) * D);
+      const opmath_t s = interpolate_backward_span<WR, WF, WA, scalar_t, opmath_t>(
+          g, r, f, a[b], gr, gf, b * D, (b + 1) * D);
+      if constexpr (WA) ga[b] = s;
     }
   });
 }
 
 template <typename scalar_t>
-void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
-                       double eps, at::Tensor& penalty, at::Tensor& norm) {
+void interpolate_backward_masked(const at::Tensor& grad, const at::Tensor& real,
+                                 const at::Tensor& fake, const at::Tensor& alpha,
+                                 at::Tensor& gr, at::Tensor& gf, at::Tensor& ga) {
+  const int mask = (gr.defined() ? 4 : 0) | (gf.defined() ? 2 : 0) | (ga.defined() ? 1 : 0);
+  switch (mask) {
+#define WF_CASE(M, R, F, A) \
+  case M: return interpolate_backward_typed<R, F, A, scalar_t>(grad, real, fake, alpha, gr, gf, ga);
+    WF_CASE(1, false, false, true)
+    WF_CASE(2, false, true, false)
+    WF_CASE(3, false, true, true)
+    WF_CASE(4, true, false, false)
+    WF_CASE(5, true, false, true)
+    WF_CASE(6, true, true, false)
+    WF_CASE(7, true, true, true)
+#undef WF_CASE
+    default: return;  // nothing wanted
+  }
+}
+
+template <typename scalar_t>
+void grad_penalty_typed(const at::Tensor& grad, double center, bool one_sided,
+                        double eps, at::Tensor& penalty, at::Tensor& norm) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t B = grad.size(0), D = row_size(grad);
   const scalar_t* g = grad.const_data_ptr<scalar_t>();
@@ -157,10 +186,10 @@ void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
 }
 
 template <typename scalar_t>
-void grad_penalty_backward_rows(const at::Tensor& gp_t, const at::Tensor& gn_t,
-                                const at::Tensor& grad, const at::Tensor& norm,
-                                double center, bool one_sided,
-                                at::Tensor& grad_in) {
+void grad_penalty_backward_typed(const at::Tensor& gp_t, const at::Tensor& gn_t,
+                                 const at::Tensor& grad, const at::Tensor& norm,
+                                 double center, bool one_sided,
+                                 at::Tensor& grad_in) {
   using opmath_t = at::opmath_type<scalar_t>;
   const scalar_t* g = grad.const_data_ptr<scalar_t>();
   const opmath_t* n = norm.const_data_ptr<opmath_t>();
@@ -183,109 +212,44 @@ void grad_penalty_backward_rows(const at::Tensor& gp_t, const at::Tensor& gn_t,
 #define WF_DISPATCH(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
-}  // namespace
+// ---- untyped entry points (RowKernels) -----------------------------------------
 
-at::Tensor interpolate_cpu(const at::Tensor& real, const at::Tensor& fake,
-                           const at::Tensor& alpha) {
-  check_interpolate_args(real, fake, alpha);
-  const at::Tensor a = alpha.to(opmath_dtype(real.scalar_type())).contiguous();
-  at::Tensor out = at::empty_like(real);
-  const bool direct = rows_match(real, out) && rows_match(fake, out);
-  at::Tensor dst = direct ? out : at::empty(real.sizes(), real.options());
-  const at::Tensor r = direct ? real : real.contiguous();
-  const at::Tensor f = direct ? fake : fake.contiguous();
+void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
+                      const at::Tensor& alpha, at::Tensor& out) {
   WF_DISPATCH(real.scalar_type(), "interpolate_cpu",
-              [&] { interpolate_rows<scalar_t>(r, f, a, dst); });
-  if (!direct) out.copy_(dst);
-  return out;
+              [&] { interpolate_typed<scalar_t>(real, fake, alpha, out); });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& real, const at::Tensor& fake,
-    const at::Tensor& alpha) {
-  check_interpolate_args(real, fake, alpha);
-  TORCH_CHECK_VALUE(grad.sizes() == real.sizes() &&
-                        grad.scalar_type() == real.scalar_type() &&
-                        grad.device() == real.device(),
-                    "grad must match real's shape, dtype and device, got ",
-                    grad.sizes(), " ", grad.scalar_type(), " on ", grad.device());
-  const auto op_t = opmath_dtype(real.scalar_type());
-  const at::Tensor a = alpha.to(op_t).contiguous();
-  at::Tensor grad_real = at::empty_like(grad);
-  at::Tensor grad_fake = at::empty_like(grad);
-  at::Tensor grad_alpha = at::empty({grad.size(0)}, alpha.options().dtype(op_t));
-  const bool direct = rows_match(grad, grad_real) && rows_match(real, grad_real) &&
-                      rows_match(fake, grad_real);
-  at::Tensor gr = direct ? grad_real : at::empty(grad.sizes(), grad.options());
-  at::Tensor gf = direct ? grad_fake : at::empty(grad.sizes(), grad.options());
-  const at::Tensor g = direct ? grad : grad.contiguous();
-  const at::Tensor r = direct ? real : real.contiguous();
-  const at::Tensor f = direct ? fake : fake.contiguous();
+void interpolate_backward_rows(const at::Tensor& grad, const at::Tensor& real,
+                               const at::Tensor& fake, const at::Tensor& alpha,
+                               at::Tensor& gr, at::Tensor& gf, at::Tensor& ga) {
   WF_DISPATCH(grad.scalar_type(), "interpolate_backward_cpu", [&] {
-    interpolate_backward_rows<scalar_t>(g, r, f, a, gr, gf, grad_alpha);
+    interpolate_backward_masked<scalar_t>(grad, real, fake, alpha, gr, gf, ga);
   });
-  if (!direct) {
-    grad_real.copy_(gr);
-    grad_fake.copy_(gf);
-  }
-  return {grad_real, grad_fake, grad_alpha.to(alpha.scalar_type())};
 }
 
-std::tuple<at::Tensor, at::Tensor> grad_penalty_cpu(const at::Tensor& grad,
-                                                    double center,
-                                                    bool one_sided, double eps) {
-  check_grad_penalty_args(grad, center, eps);
-  // Per-sample results stay in opmath precision: a float16 penalty of a large
-  // norm would overflow, and they cost only B values.
-  const auto per_sample = grad.options().dtype(opmath_dtype(grad.scalar_type()));
-  at::Tensor penalty = at::empty({grad.size(0)}, per_sample);
-  at::Tensor norm = at::empty({grad.size(0)}, per_sample);
-  const at::Tensor g = batch_major_dense(grad) ? grad : grad.contiguous();
+void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
+                       double eps, at::Tensor& penalty, at::Tensor& norm) {
   WF_DISPATCH(grad.scalar_type(), "grad_penalty_cpu", [&] {
-    grad_penalty_rows<scalar_t>(g, center, one_sided, eps, penalty, norm);
+    grad_penalty_typed<scalar_t>(grad, center, one_sided, eps, penalty, norm);
   });
-  return {penalty, norm};
 }
 
-at::Tensor grad_penalty_backward_cpu(const at::Tensor& grad_penalty,
-                                     const at::Tensor& grad_norm,
-                                     const at::Tensor& grad,
-                                     const at::Tensor& norm, double center,
-                                     bool one_sided) {
-  check_grad_penalty_args(grad, center, 0.0);
-  const at::Tensor gp = check_per_sample(grad_penalty, grad, "grad_penalty");
-  const at::Tensor gn = check_per_sample(grad_norm, grad, "grad_norm");
-  TORCH_CHECK_VALUE(norm.defined(), "norm must be given");
-  const at::Tensor n = check_per_sample(norm, grad, "norm");
-  at::Tensor grad_in = at::empty_like(grad);
-  const bool direct = rows_match(grad, grad_in);
-  at::Tensor dst = direct ? grad_in : at::empty(grad.sizes(), grad.options());
-  const at::Tensor g = direct ? grad : grad.contiguous();
+void grad_penalty_backward_rows(const at::Tensor& gp, const at::Tensor& gn,
+                                const at::Tensor& grad, const at::Tensor& norm,
+                                double center, bool one_sided, at::Tensor& grad_in) {
   WF_DISPATCH(grad.scalar_type(), "grad_penalty_backward_cpu", [&] {
-    grad_penalty_backward_rows<scalar_t>(gp, gn, g, n, center, one_sided, dst);
+    grad_penalty_backward_typed<scalar_t>(gp, gn, grad, norm, center, one_sided, grad_in);
   });
-  if (!direct) grad_in.copy_(dst);
-  return grad_in;
 }
 
-namespace {
-
-at::Tensor grad_penalty_backward_cpu_opt(
-    const std::optional<at::Tensor>& grad_penalty,
-    const std::optional<at::Tensor>& grad_norm, const at::Tensor& grad,
-    const at::Tensor& norm, double center, bool one_sided) {
-  return grad_penalty_backward_cpu(grad_penalty.value_or(at::Tensor()),
-                                   grad_norm.value_or(at::Tensor()), grad,
-                                   norm, center, one_sided);
-}
+const RowKernels kCpu{interpolate_rows, interpolate_backward_rows,
+                      grad_penalty_rows, grad_penalty_backward_rows};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(wgan_fast, CPU, m) {
-  m.impl("interpolate", &interpolate_cpu);
-  m.impl("interpolate_backward", &interpolate_backward_cpu);
-  m.impl("grad_penalty", &grad_penalty_cpu);
-  m.impl("grad_penalty_backward", &grad_penalty_backward_cpu_opt);
-}
+const RowKernels& cpu_kernels() { return kCpu; }
+
+TORCH_LIBRARY_IMPL(wgan_fast, CPU, m) { register_gp_ops<kCpu>(m); }
 
 }  // namespace wgan_fast

@@ -15,6 +15,8 @@
 
 namespace {
 
+const wgan_fast::RowKernels& K() { return wgan_fast::cpu_kernels(); }
+
 int g_failures = 0;
 int g_checks = 0;
 
@@ -101,22 +103,31 @@ void test_interpolate() {
         at::Tensor f = layout(at::randn(shape).to(dtype), kind);
         at::Tensor a = at::rand({shape[0]});
         const std::string tag = std::string(c10::toString(dtype)) + " " + kind;
-        at::Tensor out = wgan_fast::interpolate_cpu(r, f, a);
+        at::Tensor out = wgan_fast::interpolate_op(K(), r, f, a);
         at::Tensor aa = per_sample(a, r).to(at::kDouble);
         at::Tensor want = aa * r.to(at::kDouble) + (1 - aa) * f.to(at::kDouble);
         expect_close(out, want, "interpolate " + tag, tol, tol);
         at::Tensor g = layout(at::randn(shape).to(dtype), kind);
-        auto [gr, gf, ga] = wgan_fast::interpolate_backward_cpu(g, r, f, a);
+        auto [gr, gf, ga] = wgan_fast::interpolate_backward_op(K(), g, r, f, a, {true, true, true});
         at::Tensor gd = g.to(at::kDouble);
         expect_close(gr, aa * gd, "interpolate grad_real " + tag, tol, tol);
         expect_close(gf, (1 - aa) * gd, "interpolate grad_fake " + tag, tol, tol);
         at::Tensor ga_want = (gd * (r.to(at::kDouble) - f.to(at::kDouble))).reshape({shape[0], -1}).sum(1);
         expect_close(ga, ga_want, "interpolate grad_alpha " + tag, 10 * tol, 10 * tol);
+        // every subset of outputs: masked ones come back empty, the rest unchanged
+        for (int m = 0; m < 8; ++m) {
+          const std::array<bool, 3> mask{(m & 4) != 0, (m & 2) != 0, (m & 1) != 0};
+          auto [mr, mf, ma] = wgan_fast::interpolate_backward_op(K(), g, r, f, a, mask);
+          const std::string mt = tag + " mask " + std::to_string(m);
+          expect(mask[0] ? at::equal(mr, gr) : mr.numel() == 0, "masked grad_real " + mt);
+          expect(mask[1] ? at::equal(mf, gf) : mf.numel() == 0, "masked grad_fake " + mt);
+          expect(mask[2] ? at::allclose(ma, ga) : ma.numel() == 0, "masked grad_alpha " + mt);
+        }
       }
     }
   }
   at::Tensor r = at::randn({4, 3, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor out = wgan_fast::interpolate_cpu(r, r, at::rand({4}));
+  at::Tensor out = wgan_fast::interpolate_op(K(), r, r, at::rand({4}));
   expect(out.is_contiguous(at::MemoryFormat::ChannelsLast), "interpolate keeps channels_last");
 }
 
@@ -131,7 +142,7 @@ void test_grad_penalty() {
           g = layout(g.to(dtype), kind);
           const std::string tag = std::string(c10::toString(dtype)) + " " + kind +
                                   (one_sided ? " one-sided" : "") + " c=" + std::to_string(center);
-          auto [p, n] = wgan_fast::grad_penalty_cpu(g, center, one_sided, 1e-12);
+          auto [p, n] = wgan_fast::grad_penalty_op(K(), g, center, one_sided, 1e-12);
           at::Tensor gd = g.to(at::kDouble).reshape({9, -1});
           at::Tensor n_want = (gd.square().sum(1) + 1e-12).sqrt();
           at::Tensor d = n_want - center;
@@ -141,14 +152,14 @@ void test_grad_penalty() {
           expect(at::isfinite(p).all().item<bool>(), "penalty finite with a zero row " + tag);
           at::Tensor gp = at::randn({9}).to(dtype);
           at::Tensor gn = at::randn({9}).to(dtype);
-          at::Tensor back = wgan_fast::grad_penalty_backward_cpu(gp, gn, g, n, center, one_sided);
+          at::Tensor back = wgan_fast::grad_penalty_backward_op(K(), gp, gn, g, n, center, one_sided);
           at::Tensor nd = n.to(at::kDouble);
           at::Tensor dd = nd - center;
           if (one_sided) dd = dd.clamp_min(0);
           at::Tensor k = (gp.to(at::kDouble) * 2 * dd + gn.to(at::kDouble)) / nd;
           expect_close(back, per_sample(k, g) * g.to(at::kDouble), "penalty backward " + tag, 2 * tol, 2 * tol);
           // an absent upstream gradient counts as zero; expanded ones are read with stride 0
-          at::Tensor only_p = wgan_fast::grad_penalty_backward_cpu(gp.sum().expand({9}), at::Tensor(), g, n, center, one_sided);
+          at::Tensor only_p = wgan_fast::grad_penalty_backward_op(K(), gp.sum().expand({9}), at::Tensor(), g, n, center, one_sided);
           at::Tensor k2 = (gp.sum().to(at::kDouble) * 2 * dd) / nd;
           expect_close(only_p, per_sample(k2, g) * g.to(at::kDouble), "penalty backward, expanded upstream " + tag, 5 * tol, 5 * tol);
         }
@@ -159,11 +170,11 @@ void test_grad_penalty() {
 
 void test_bad_input() {
   at::Tensor x = at::randn({4, 3});
-  expect_throws([&] { wgan_fast::interpolate_cpu(x, at::randn({4, 2}), at::rand({4})); }, "same shape", "shape mismatch");
-  expect_throws([&] { wgan_fast::interpolate_cpu(x, x, at::rand({3})); }, "alpha must have shape", "alpha length");
-  expect_throws([&] { wgan_fast::interpolate_cpu(x.to(at::kLong), x.to(at::kLong), at::rand({4})); }, "real must be a floating-point", "integer real");
-  expect_throws([&] { wgan_fast::grad_penalty_cpu(at::scalar_tensor(1.0), 1.0, false, 1e-12); }, "0-dim", "0-dim grad");
-  expect_throws([&] { wgan_fast::grad_penalty_cpu(x, -1.0, false, 1e-12); }, "center must be", "negative center");
+  expect_throws([&] { wgan_fast::interpolate_op(K(), x, at::randn({4, 2}), at::rand({4})); }, "same shape", "shape mismatch");
+  expect_throws([&] { wgan_fast::interpolate_op(K(), x, x, at::rand({3})); }, "alpha must have shape", "alpha length");
+  expect_throws([&] { wgan_fast::interpolate_op(K(), x.to(at::kLong), x.to(at::kLong), at::rand({4})); }, "real must be a floating-point", "integer real");
+  expect_throws([&] { wgan_fast::grad_penalty_op(K(), at::scalar_tensor(1.0), 1.0, false, 1e-12); }, "0-dim", "0-dim grad");
+  expect_throws([&] { wgan_fast::grad_penalty_op(K(), x, -1.0, false, 1e-12); }, "center must be", "negative center");
 }
 
 void test_dispatcher() {
