@@ -154,3 +154,37 @@ def test_bad_input_native_op_direct(device, native):
     g = torch.randn(4, 3, device=device)
     with pytest.raises((ValueError, RuntimeError), match="grad_penalty must have shape"):
         torch.ops.wgan_fast.grad_penalty_backward(torch.ones(3, device=device), None, g, torch.ones(4, device=device), 1.0, False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: graph-capture test skipped")
+def test_cuda_graph_capture_and_replay():
+    # The kernels must not synchronise or allocate outside the caching
+    # allocator: capture interpolate + penalty + backward, replay on new data.
+    if not ops.native_available("cuda"):
+        pytest.skip(ops.why_unavailable("cuda"))
+    B, shape = 8, (3, 16, 16)
+    real, fake = torch.randn((B,) + shape, device="cuda"), torch.randn((B,) + shape, device="cuda")
+    alpha = torch.rand(B, device="cuda")
+    grad = torch.randn((B,) + shape, device="cuda", requires_grad=True)
+
+    def step():
+        x = ops.interpolate(real, fake, alpha, impl="native")
+        p, n = ops.grad_penalty_with_norm(grad * 1.0, impl="native")
+        (d,) = torch.autograd.grad(p.sum(), grad)
+        return x, p, d
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        step()  # warm-up outside capture
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static = step()
+    for _ in range(2):
+        real.copy_(torch.randn_like(real))
+        grad.data.copy_(torch.randn_like(grad))
+        graph.replay()
+        want = step()
+        for a, b in zip(static, want):
+            assert_close(a, b)
