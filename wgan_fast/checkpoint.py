@@ -1,0 +1,76 @@
+"""Atomic checkpoints: written whole or not at all, the last K kept.
+
+A checkpoint is written to a temporary file in the same folder, flushed and
+fsync'd, then renamed over its final name (rename is atomic on POSIX), and the
+folder is fsync'd. A kill at any moment leaves either the previous set of
+checkpoints or the new one, never a half-written file under a final name.
+Loading uses `torch.load(weights_only=True)`; a file that fails to load
+(truncated, corrupt) is reported and the next older one is tried.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import tempfile
+import warnings
+
+import torch
+
+PATTERN = re.compile(r"ckpt_(\d{8})\.pt$")
+
+
+def path_for(run_dir: str, step: int) -> str:
+    return os.path.join(run_dir, f"ckpt_{step:08d}.pt")
+
+
+def list_checkpoints(run_dir: str) -> list[str]:
+    """Final-named checkpoints, oldest first."""
+    found = [p for p in glob.glob(os.path.join(run_dir, "ckpt_*.pt")) if PATTERN.search(os.path.basename(p))]
+    return sorted(found, key=lambda p: int(PATTERN.search(os.path.basename(p)).group(1)))
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(state: dict, run_dir: str, step: int, keep: int) -> str:
+    """Write `state` as the checkpoint of `step`; keep the newest `keep` files."""
+    os.makedirs(run_dir, exist_ok=True)
+    final = path_for(run_dir, step)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt_", suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(run_dir)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        os.unlink(old)
+    return final
+
+
+def load_latest(run_dir: str, map_location="cpu"):
+    """(state, path) of the newest checkpoint that loads, or (None, None).
+
+    Corrupt or truncated files are skipped with a warning naming them.
+    """
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True), path
+        except Exception as exc:  # noqa: BLE001 - any failure to load means: try the previous one
+            warnings.warn(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the previous one",
+                          RuntimeWarning, stacklevel=2)
+    return None, None

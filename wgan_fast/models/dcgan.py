@@ -1,0 +1,68 @@
+"""DCGAN-style generator and critic for 28, 32, 64 and 96 px.
+
+The 64 px pair with base=64, z_dim=128 is exactly the benchmark's DCGAN-64:
+  G: z -> ConvT(512,4,1,0) BN ReLU -> ConvT(256,4,2,1) BN ReLU -> ConvT(128,4,2,1)
+     BN ReLU -> ConvT(64,4,2,1) BN ReLU -> ConvT(3,4,2,1) tanh
+  D: Conv(64,4,2,1) LReLU(0.2) -> Conv(128,4,2,1) LReLU -> Conv(256,4,2,1) LReLU
+     -> Conv(512,4,2,1) LReLU -> Conv(1,4,1,0)        (norm="none")
+Other resolutions start from a 7x7 (28 px), 4x4 (32 px) or 6x6 (96 px) map.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import ClassEmbedding, Projection, critic_norm
+
+# resolution -> (first feature map size, number of stride-2 up/down layers)
+GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4), 96: (6, 4)}
+
+
+def geometry(resolution: int):
+    if resolution not in GEOMETRY:
+        raise ValueError(f"DCGAN models support resolutions {sorted(GEOMETRY)}, got {resolution}")
+    return GEOMETRY[resolution]
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, resolution=64, channels=3, z_dim=128, base=64, num_classes=0, embed_dim=None):
+        super().__init__()
+        size0, n_up = geometry(resolution)
+        self.z_dim, self.num_classes = z_dim, num_classes
+        embed_dim = embed_dim or z_dim
+        self.cond = ClassEmbedding(num_classes, embed_dim) if num_classes else None
+        in_dim = z_dim + (embed_dim if num_classes else 0)
+        ch = base * 2 ** (n_up - 1)
+        layers = [nn.ConvTranspose2d(in_dim, ch, size0, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond is not None:
+            z = self.cond(z, labels)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANCritic(nn.Module):
+    def __init__(self, resolution=64, channels=3, base=64, num_classes=0, norm="none"):
+        super().__init__()
+        size0, n_down = geometry(resolution)
+        self.num_classes = num_classes
+        layers = [nn.Conv2d(channels, base, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch = base
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), critic_norm(norm, ch * 2), nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        self.features = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
+        self.out = nn.Conv2d(ch, 1, size0, 1, 0)
+        self.proj = Projection(num_classes, ch) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.out(h).flatten(1).squeeze(1)
+        if self.proj is not None:
+            out = out + self.proj(h.sum((2, 3)), labels)
+        return out

@@ -1,0 +1,63 @@
+"""Small building blocks shared by the generators and critics."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CRITIC_NORMS = ("none", "layer", "instance", "batch")
+
+
+def critic_norm(kind: str, channels: int) -> nn.Module:
+    """Per-sample normalisation for a critic.
+
+    "layer" normalises over (C, H, W) of each sample (GroupNorm with one group),
+    "instance" over (H, W) per channel; both keep samples independent, which the
+    per-sample gradient penalty needs. "batch" mixes samples and is only allowed
+    without a penalty (the trainer's config validation refuses it otherwise).
+    """
+    if kind == "none":
+        return nn.Identity()
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"critic norm must be one of {CRITIC_NORMS}, got {kind!r}")
+
+
+class ClassEmbedding(nn.Module):
+    """Generator conditioning: the class embedding is concatenated to z."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, dim)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("this generator is conditional: pass labels (LongTensor of shape (B,))")
+        check_labels(labels, self.num_classes, z.shape[0])
+        return torch.cat([z, self.embed(labels)], dim=1)
+
+
+class Projection(nn.Module):
+    """Critic conditioning by projection (Miyato & Koyama 2018):
+    D(x, y) = psi(h) + <embed(y), h>."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, features)
+        nn.init.xavier_uniform_(self.embed.weight)
+
+    def forward(self, h: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("this critic is conditional: pass labels (LongTensor of shape (B,))")
+        check_labels(labels, self.num_classes, h.shape[0])
+        return (self.embed(labels) * h).sum(1)
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, batch: int) -> None:
+    if labels.dtype not in (torch.int64, torch.int32) or labels.shape != (batch,):
+        raise ValueError(f"labels must be an integer tensor of shape ({batch},), got {labels.dtype} {tuple(labels.shape)}")

@@ -1,0 +1,53 @@
+"""Fully connected generator and critic (the MNIST reports' models)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .layers import ClassEmbedding, Projection
+
+
+class MLPGenerator(nn.Module):
+    """z -> four Linear layers with LeakyReLU(0.2) -> tanh, reshaped to an image."""
+
+    def __init__(self, out_shape=(1, 28, 28), z_dim=100, hidden=(256, 512, 1024), num_classes=0, embed_dim=50):
+        super().__init__()
+        self.out_shape, self.z_dim, self.num_classes = tuple(out_shape), z_dim, num_classes
+        self.cond = ClassEmbedding(num_classes, embed_dim) if num_classes else None
+        dims = [z_dim + (embed_dim if num_classes else 0), *hidden]
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        layers += [nn.Linear(dims[-1], math.prod(self.out_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond is not None:
+            z = self.cond(z, labels)
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPCritic(nn.Module):
+    """Image -> four Linear layers with LeakyReLU(0.2) -> one score (no sigmoid)."""
+
+    def __init__(self, in_shape=(1, 28, 28), hidden=(1024, 512, 256), num_classes=0, norm="none"):
+        super().__init__()
+        if norm not in ("none", "layer"):
+            raise ValueError(f"MLP critic norm must be 'none' or 'layer', got {norm!r}")
+        self.in_shape, self.num_classes = tuple(in_shape), num_classes
+        dims = [math.prod(self.in_shape), *hidden]
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b)] + ([nn.LayerNorm(b)] if norm == "layer" else []) + [nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers)
+        self.out = nn.Linear(dims[-1], 1)
+        self.proj = Projection(num_classes, dims[-1]) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x.flatten(1))
+        out = self.out(h).squeeze(1)
+        if self.proj is not None:
+            out = out + self.proj(h, labels)
+        return out

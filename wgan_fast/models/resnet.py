@@ -1,0 +1,93 @@
+"""The ResNet generator and critic of Gulrajani et al. (2017) for 32 px (CIFAR-10).
+
+G: z(128) -> Linear(4*4*128) -> 3 x ResBlockUp(128) -> BN ReLU Conv3x3(3) -> tanh
+D: OptimizedBlock(3->128, down) -> ResBlockDown(128) -> ResBlock(128) x 2
+   -> ReLU -> sum over space -> Linear(128 -> 1)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .layers import ClassEmbedding, Projection, critic_norm
+
+
+class ResBlockUp(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.bn1, self.bn2 = nn.BatchNorm2d(ch), nn.BatchNorm2d(ch)
+        self.conv1, self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1), nn.Conv2d(ch, ch, 3, 1, 1)
+        self.shortcut = nn.Conv2d(ch, ch, 1)
+
+    def forward(self, x):
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResBlockDown(nn.Module):
+    """Critic block; `first` is Gulrajani's optimised first block (no ReLU on the image)."""
+
+    def __init__(self, cin: int, cout: int, down: bool, norm: str, first: bool = False):
+        super().__init__()
+        self.down, self.first = down, first
+        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.norm1 = nn.Identity() if first else critic_norm(norm, cin)
+        self.norm2 = critic_norm(norm, cout)
+        self.shortcut = nn.Conv2d(cin, cout, 1) if (cin != cout or down) else None
+
+    def forward(self, x):
+        h = x if self.first else F.relu(self.norm1(x))
+        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        s = x
+        if self.shortcut is not None:
+            s = self.shortcut(F.avg_pool2d(s, 2) if (self.first and self.down) else s)
+            if self.down and not self.first:
+                s = F.avg_pool2d(s, 2)
+        return h + s
+
+
+class ResNetGenerator(nn.Module):
+    def __init__(self, resolution=32, channels=3, z_dim=128, base=128, num_classes=0, embed_dim=None):
+        super().__init__()
+        if resolution != 32:
+            raise ValueError(f"the ResNet models are for 32 px, got resolution {resolution}")
+        self.z_dim, self.num_classes, self.base = z_dim, num_classes, base
+        embed_dim = embed_dim or z_dim
+        self.cond = ClassEmbedding(num_classes, embed_dim) if num_classes else None
+        self.fc = nn.Linear(z_dim + (embed_dim if num_classes else 0), 4 * 4 * base)
+        self.blocks = nn.Sequential(ResBlockUp(base), ResBlockUp(base), ResBlockUp(base))
+        self.bn = nn.BatchNorm2d(base)
+        self.out = nn.Conv2d(base, channels, 3, 1, 1)
+
+    def forward(self, z, labels=None):
+        if self.cond is not None:
+            z = self.cond(z, labels)
+        h = self.blocks(self.fc(z).view(z.shape[0], self.base, 4, 4))
+        return torch.tanh(self.out(F.relu(self.bn(h))))
+
+
+class ResNetCritic(nn.Module):
+    def __init__(self, resolution=32, channels=3, base=128, num_classes=0, norm="none"):
+        super().__init__()
+        if resolution != 32:
+            raise ValueError(f"the ResNet models are for 32 px, got resolution {resolution}")
+        self.num_classes = num_classes
+        self.blocks = nn.Sequential(
+            ResBlockDown(channels, base, down=True, norm=norm, first=True),
+            ResBlockDown(base, base, down=True, norm=norm),
+            ResBlockDown(base, base, down=False, norm=norm),
+            ResBlockDown(base, base, down=False, norm=norm),
+        )
+        self.out = nn.Linear(base, 1)
+        self.proj = Projection(num_classes, base) if num_classes else None
+
+    def forward(self, x, labels=None):
+        h = F.relu(self.blocks(x)).sum((2, 3))
+        out = self.out(h).squeeze(1)
+        if self.proj is not None:
+            out = out + self.proj(h, labels)
+        return out

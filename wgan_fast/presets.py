@@ -1,0 +1,36 @@
+"""Named configurations reproducing the reports this project grew from.
+
+Each preset is a plain dict of config keys; the algorithm's defaults from the
+literature (config.ALGORITHM_DEFAULTS) apply underneath.
+"""
+
+_MNIST_MLP = dict(dataset="mnist", model="mlp", resolution=28, channels=1, z_dim=100, batch_size=64, steps=30000)
+_CIFAR = dict(dataset="cifar10", model="resnet", resolution=32, channels=3, z_dim=128, g_base=128, d_base=128,
+              batch_size=64, steps=100000, lr_decay=True)
+
+PRESETS = {
+    # the flagship default: WGAN-GP DCGAN on Fashion-MNIST at 32 px
+    "fashion-wgan-gp": dict(algorithm="wgan-gp", dataset="fashion-mnist", model="dcgan", resolution=32, channels=1,
+                            batch_size=64, steps=20000),
+    "fashion-cwgan-gp": dict(algorithm="wgan-gp", dataset="fashion-mnist", model="dcgan", resolution=32, channels=1,
+                             conditional=True, num_classes=10, batch_size=64, steps=20000),
+    "mnist-mlp-gan": dict(algorithm="gan", **_MNIST_MLP),
+    "mnist-mlp-wgan-clip": dict(algorithm="wgan-clip", **_MNIST_MLP),
+    "mnist-mlp-wgan-gp": dict(algorithm="wgan-gp", **_MNIST_MLP),
+    "cifar10-gan": dict(algorithm="gan", **_CIFAR),
+    "cifar10-wgan-clip": dict(algorithm="wgan-clip", **_CIFAR),
+    "cifar10-wgan-gp": dict(algorithm="wgan-gp", beta1=0.0, beta2=0.9, lr_g=2e-4, lr_d=2e-4, **_CIFAR),
+    "cifar10-wgan-sn": dict(algorithm="wgan-sn", beta1=0.0, beta2=0.9, lr_g=2e-4, lr_d=2e-4, **_CIFAR),
+    "celeba64-wgan-gp": dict(algorithm="wgan-gp", dataset="celeba", model="dcgan", resolution=64, channels=3,
+                             batch_size=64, steps=100000),
+    "stl10-96-wgan-gp": dict(algorithm="wgan-gp", dataset="stl10", model="dcgan", resolution=96, channels=3,
+                             batch_size=64, steps=100000),
+    "animals10-wgan-gp": dict(algorithm="wgan-gp", dataset="folder", model="dcgan", resolution=64, channels=3,
+                              batch_size=64, steps=100000, flip=True),
+    "toy-8gaussians": dict(algorithm="wgan-gp", dataset="toy-8gaussians", model="mlp", gp_weight=0.1,
+                           batch_size=256, steps=2000, z_dim=2, channels=1, resolution=1),
+    "toy-moons": dict(algorithm="wgan-gp", dataset="toy-moons", model="mlp", gp_weight=0.1, batch_size=256,
+                      steps=2000, z_dim=2, channels=1, resolution=1),
+    "toy-scurve": dict(algorithm="wgan-gp", dataset="toy-scurve", model="mlp", gp_weight=0.1, batch_size=256,
+                       steps=2000, z_dim=2, channels=1, resolution=1),
+}

@@ -1,0 +1,107 @@
+"""What a run leaves in its folder: metrics.jsonl, TensorBoard events, sample
+grids, and at the end a time-lapse GIF of the grids and a loss plot."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+
+import torch
+
+
+class RunLog:
+    def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True):
+        self.dir, self.enabled, self.total = run_dir, enabled, total_steps
+        self.t0 = self.t_last = time.time()
+        self.tb = None
+        if not enabled:
+            return
+        os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
+        with open(os.path.join(run_dir, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1, sort_keys=True)
+        if cfg.get("tensorboard"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+
+                self.tb = SummaryWriter(os.path.join(run_dir, "tb"))
+            except ImportError as exc:
+                print(f"[wgan_fast] TensorBoard logging off: {exc}", file=sys.stderr)
+
+    def metrics(self, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        with open(os.path.join(self.dir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, step)
+
+    def progress(self, step: int, values: dict, start_step: int) -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        rate = (step - start_step) / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / max(rate, 1e-9)
+        bar = "#" * int(30 * step / self.total)
+        print(f"\r[{bar:<30s}] {step}/{self.total} {rate:.2f} it/s ETA {eta / 60:.1f} min "
+              f"W={values.get('wdist', 0):.3f} D={values.get('loss_d', 0):.3f} G={values.get('loss_g', 0):.3f} "
+              f"gp={values.get('penalty', 0):.3f} {values.get('images_per_s', 0):.0f} img/s",
+              end="", file=sys.stderr, flush=True)
+
+    def samples(self, step: int, images: torch.Tensor, nrow: int) -> str | None:
+        if not self.enabled:
+            return None
+        from torchvision.utils import save_image  # noqa: PLC0415
+
+        path = os.path.join(self.dir, "samples", f"step_{step:08d}.png")
+        save_image(images.float().cpu() * 0.5 + 0.5, path, nrow=nrow, padding=2)
+        if self.tb is not None:
+            from torchvision.utils import make_grid  # noqa: PLC0415
+
+            self.tb.add_image("samples", make_grid(images.float().cpu() * 0.5 + 0.5, nrow=nrow), step)
+        return path
+
+    def finish(self) -> None:
+        if not self.enabled:
+            return
+        print(file=sys.stderr)
+        if self.tb is not None:
+            self.tb.close()
+        self._gif()
+        self._loss_plot()
+
+    def _gif(self) -> None:
+        from PIL import Image  # noqa: PLC0415
+
+        frames = sorted(glob.glob(os.path.join(self.dir, "samples", "step_*.png")))
+        if frames:
+            images = [Image.open(p).convert("P") for p in frames]
+            images[0].save(os.path.join(self.dir, "samples.gif"), save_all=True, append_images=images[1:],
+                           duration=300, loop=0)
+
+    def _loss_plot(self) -> None:
+        path = os.path.join(self.dir, "metrics.jsonl")
+        if not os.path.exists(path):
+            return
+        rows = [json.loads(line) for line in open(path) if line.strip()]
+        if not rows:
+            return
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        steps = [r["step"] for r in rows]
+        for key in ("loss_d", "loss_g"):
+            ax[0].plot(steps, [r[key] for r in rows], label=key)
+        ax[1].plot(steps, [r["wdist"] for r in rows], label="E[D(real)] - E[D(fake)]")
+        for a in ax:
+            a.set_xlabel("generator step")
+            a.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.dir, "losses.png"), dpi=100)
+        plt.close(fig)

@@ -1,0 +1,119 @@
+"""One critic step and one generator step for every algorithm.
+
+Real and fake go through the critic in one concatenated forward (one set of
+launches instead of two). That is exactly equivalent for critics without
+BatchNorm (a per-sample critic); a BatchNorm critic (allowed only without a
+penalty) gets separate forwards so each batch is normalised on its own, as
+in the separate-forward formulation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import losses, ops
+from .models import has_batchnorm
+
+
+class Metrics:
+    """Sums kept on the device; fetched once per log interval (one host sync)."""
+
+    NAMES = ("loss_d", "loss_g", "wdist", "penalty", "gnorm_mean", "gnorm_sq", "d_real", "d_fake", "n_critic",
+             "n_pen", "n_gen")
+
+    def __init__(self, device):
+        self.buf = torch.zeros(len(self.NAMES), device=device, dtype=torch.float64)
+        self.index = {n: i for i, n in enumerate(self.NAMES)}
+
+    def add(self, **values):
+        for name, v in values.items():
+            self.buf[self.index[name]] += v.detach().to(torch.float64) if torch.is_tensor(v) else v
+
+    def fetch_and_reset(self) -> dict:
+        d = dict(zip(self.NAMES, self.buf.tolist()))
+        self.buf.zero_()
+        nc, npen, ng = max(d["n_critic"], 1), max(d["n_pen"], 1), max(d["n_gen"], 1)
+        out = {k: d[k] / nc for k in ("loss_d", "wdist", "penalty", "d_real", "d_fake")}
+        out["loss_g"] = d["loss_g"] / ng
+        out["gnorm_mean"] = d["gnorm_mean"] / npen
+        out["gnorm_std"] = max(d["gnorm_sq"] / npen - out["gnorm_mean"] ** 2, 0.0) ** 0.5
+        return out
+
+
+@dataclass
+class Parts:
+    """What a step needs besides the batch: models, optimisers, precision."""
+
+    cfg: dict
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    autocast: Callable
+    sync_grads: Callable  # all-reduce of a module's gradients (no-op on one process)
+    metrics: Metrics
+
+
+def _critic_scores(D, real, fake, labels):
+    if has_batchnorm(D):
+        return D(real, labels), D(fake, labels)
+    both = None if labels is None else torch.cat([labels, labels])
+    scores = D(torch.cat([real, fake]), both)
+    return scores[: real.shape[0]], scores[real.shape[0]:]
+
+
+def critic_step(p: Parts, real, labels, z, critic_iter: int):
+    cfg, D, algo = p.cfg, p.D, p.cfg["algorithm"]
+    with torch.no_grad(), p.autocast():
+        fake = p.G(z, labels).to(real.dtype)
+    with p.autocast():
+        d_real, d_fake = (s.float() for s in _critic_scores(D, real, fake, labels))
+        if algo == "gan":
+            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        else:
+            loss = d_fake.mean() - d_real.mean()
+    penalty, norms = torch.zeros((), device=real.device), None
+    lazy = cfg["lazy_reg"]  # the penalty every k-th critic step, weighted x k
+    if critic_iter % lazy == 0:
+        kw = {} if labels is None else {"labels": labels}
+        if algo in ("wgan-gp", "wgan-lp") and cfg["gp_weight"] > 0:
+            with p.autocast():
+                penalty, norms = losses.gradient_penalty(
+                    D, real, fake, weight=cfg["gp_weight"] * lazy, center=cfg["gp_center"],
+                    one_sided=algo == "wgan-lp", scaler=p.scaler_d, **kw)
+        if cfg["r1_weight"] > 0:  # zero-centred penalty on real data: x_hat = real
+            ones = torch.ones(real.shape[0], device=real.device)
+            with p.autocast():
+                r1, r1_norms = losses.gradient_penalty(D, real, real, weight=cfg["r1_weight"] * lazy, center=0.0,
+                                                       alpha=ones, scaler=p.scaler_d, **kw)
+            penalty, norms = penalty + r1, (r1_norms if norms is None else norms)
+    p.opt_d.zero_grad(set_to_none=True)
+    p.scaler_d.scale(loss + penalty).backward()  # one backward: every gradient, penalty's included
+    p.sync_grads(D)
+    p.scaler_d.step(p.opt_d)
+    p.scaler_d.update()
+    if algo == "wgan-clip":
+        ops.clip_(list(D.parameters()), cfg["clip"])
+    p.metrics.add(loss_d=loss + penalty, wdist=d_real.detach().mean() - d_fake.detach().mean(), penalty=penalty,
+                  d_real=d_real.detach().mean(), d_fake=d_fake.detach().mean(), n_critic=1)
+    if norms is not None:
+        p.metrics.add(gnorm_mean=norms.float().mean(), gnorm_sq=norms.float().square().mean(), n_pen=1)
+
+
+def generator_step(p: Parts, z, labels):
+    p.D.requires_grad_(False)  # no critic weight gradients in the generator step
+    with p.autocast():
+        scores = p.D(p.G(z, labels), labels).float()
+        loss = F.softplus(-scores).mean() if p.cfg["algorithm"] == "gan" else -scores.mean()
+    p.opt_g.zero_grad(set_to_none=True)
+    p.scaler_g.scale(loss).backward()
+    p.D.requires_grad_(True)
+    p.sync_grads(p.G)
+    p.scaler_g.step(p.opt_g)
+    p.scaler_g.update()
+    p.metrics.add(loss_g=loss, n_gen=1)
