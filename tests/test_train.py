@@ -143,3 +143,52 @@ def test_presets_resolve():
     for name in PRESETS:
         cfg = config.resolve({"preset": name})
         assert cfg["algorithm"] in config.ALGORITHMS
+
+
+def _ddp_worker(rank, world, port, cfg, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    full = TinyImages(shape=(1, 28, 28), batch=cfg["batch_size"] * world)
+
+    class Shard(TinyImages):  # this rank's slice of each global batch
+        def next(self):
+            x, y = full.next()
+            b = cfg["batch_size"]
+            return x[rank * b:(rank + 1) * b], y[rank * b:(rank + 1) * b]
+
+    try:
+        train.train(cfg, data=Shard())
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("algorithm", ["wgan-gp"])
+def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path, algorithm):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = dict(algorithm=algorithm, model="mlp", ema=0.0, steps=3, n_critic=2, ckpt_every=3, device="cpu")
+    two = tiny_cfg(tmp_path, name="ddp", batch_size=4, **common)
+    mp.spawn(_ddp_worker, args=(2, port, two, None), nprocs=2, join=True)
+    one = tiny_cfg(tmp_path, name="single", batch_size=8, **common)
+    train.train(one, data=TinyImages(shape=(1, 28, 28), batch=8))
+    a, _ = checkpoint.load_latest(os.path.join(tmp_path, "ddp"))
+    b, _ = checkpoint.load_latest(os.path.join(tmp_path, "single"))
+    # Gradients agree to float rounding (all-reduce vs. batch-mean order). Adam
+    # turns an update into ~lr * sign(g), so an element whose gradient is ~0
+    # (below Adam's eps) can move by up to lr either way: allow that for a
+    # handful of elements, demand agreement to 1e-6 everywhere else.
+    lr_bound = 2 * one["steps"] * max(one["lr_d"], one["lr_g"])
+    total = off = 0
+    for key in ("G", "D"):
+        for name in a[key]:
+            diff = (a[key][name] - b[key][name]).abs()
+            assert diff.max() <= lr_bound, f"{key}.{name}: {diff.max()}"
+            total, off = total + diff.numel(), off + int((diff > 1e-6).sum())
+    assert off <= 1e-4 * total, f"{off} of {total} parameters differ by more than 1e-6"
+    assert len(a["rng"]) == 2 and len(a["data"]) == 2  # every rank's state is in the checkpoint

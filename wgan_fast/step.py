@@ -67,7 +67,7 @@ def _critic_scores(D, real, fake, labels):
     return scores[: real.shape[0]], scores[real.shape[0]:]
 
 
-def critic_step(p: Parts, real, labels, z, critic_iter: int):
+def critic_step(p: Parts, real, labels, z, alpha, critic_iter: int):
     cfg, D, algo = p.cfg, p.D, p.cfg["algorithm"]
     with torch.no_grad(), p.autocast():
         fake = p.G(z, labels).to(real.dtype)
@@ -85,7 +85,7 @@ def critic_step(p: Parts, real, labels, z, critic_iter: int):
             with p.autocast():
                 penalty, norms = losses.gradient_penalty(
                     D, real, fake, weight=cfg["gp_weight"] * lazy, center=cfg["gp_center"],
-                    one_sided=algo == "wgan-lp", scaler=p.scaler_d, **kw)
+                    one_sided=algo == "wgan-lp", alpha=alpha, scaler=p.scaler_d, **kw)
         if cfg["r1_weight"] > 0:  # zero-centred penalty on real data: x_hat = real
             ones = torch.ones(real.shape[0], device=real.device)
             with p.autocast():

@@ -185,7 +185,11 @@ def train(cfg: dict, data=None) -> str:
     decay = (lambda s: max(0.0, 1.0 - s / cfg["steps"])) if cfg["lr_decay"] else (lambda s: 1.0)
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, decay)
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, decay)
-    noise_gen = torch.Generator(device=device).manual_seed(cfg["seed"] * 1000 + rank + 1)
+    # Noise, class labels and penalty alphas are drawn for the global batch
+    # (world x B) from one generator seeded alike on every rank; each rank takes
+    # its own slice. Every rank so draws different noise, and a run on N
+    # processes sees exactly the randomness of one process on the N-fold batch.
+    noise_gen = torch.Generator(device=device).manual_seed(cfg["seed"] * 1000 + 1)
     num_classes = cfg["num_classes"] if cfg["conditional"] else 0
     # fixed noise for the sample grids: one row per class when conditional
     fixed_gen = torch.Generator(device="cpu").manual_seed(cfg["seed"] + 12345)
@@ -218,10 +222,13 @@ def train(cfg: dict, data=None) -> str:
                   data=gather_to_all(data.state_dict(), world), rng=gather_to_all(rng_state(noise_gen, device), world))
         return checkpoint.save(st, run_dir, step, cfg["keep_ckpts"]) if rank == 0 else None
 
+    mine = slice(rank * B, (rank + 1) * B)
+
     def noise():
-        z = torch.randn(B, cfg["z_dim"], device=device, generator=noise_gen)
-        y = torch.randint(0, num_classes, (B,), device=device, generator=noise_gen) if num_classes else None
-        return z, y
+        z = torch.randn(world * B, cfg["z_dim"], device=device, generator=noise_gen)[mine]
+        y = torch.randint(0, num_classes, (world * B,), device=device, generator=noise_gen)[mine] if num_classes else None
+        alpha = torch.rand(world * B, device=device, generator=noise_gen)[mine]
+        return z, y, alpha
 
     step = start
     while step < cfg["steps"]:
@@ -231,10 +238,10 @@ def train(cfg: dict, data=None) -> str:
                 labels = None
             if sn:
                 wnn.power_iteration_(D)  # one power iteration per critic step, shared by every forward in it
-            z, _ = noise()
-            critic_step(parts, real, labels, z, critic_iter=step * n_critic + i)
+            z, _, alpha = noise()
+            critic_step(parts, real, labels, z, alpha, critic_iter=step * n_critic + i)
             images += real.shape[0] * world
-        z, y = noise()
+        z, y, _ = noise()
         generator_step(parts, z, y)
         sched_g.step(), sched_d.step()
         if cfg["ema"] > 0:
