@@ -192,3 +192,24 @@ def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path,
             total, off = total + diff.numel(), off + int((diff > 1e-6).sum())
     assert off <= 1e-4 * total, f"{off} of {total} parameters differ by more than 1e-6"
     assert len(a["rng"]) == 2 and len(a["data"]) == 2  # every rank's state is in the checkpoint
+
+
+def test_toy_8gaussians_covers_every_mode(tmp_path):
+    """Quality: a short CPU run puts a fair share of samples on each of the 8 modes."""
+    from wgan_fast import models, toys
+
+    cfg = config.resolve({"preset": "toy-8gaussians", "steps": "500", "out_dir": str(tmp_path), "name": "toy",
+                          "tensorboard": "false"})
+    run_dir = train.train(cfg)
+    state, _ = checkpoint.load_latest(run_dir)
+    G = models.MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, tanh=False)
+    G.load_state_dict(state["G"])
+    with torch.no_grad():
+        pts = G(torch.randn(8000, cfg["z_dim"], generator=torch.Generator().manual_seed(1)))
+    counts = torch.bincount(toys.mode_of(pts), minlength=8).float() / len(pts)
+    assert counts.min() > 0.5 / 8, f"a mode is starved: shares {counts.tolist()}"
+    angle = torch.arange(8) * (2 * torch.pi / 8)
+    centers = torch.stack([angle.cos(), angle.sin()], 1) * 2.0
+    near = (torch.cdist(pts, centers).min(1).values < 0.5).float().mean()
+    assert near > 0.5, f"only {near:.2f} of the samples lie near a mode"
+    assert os.path.exists(os.path.join(run_dir, "samples", "step_00000500.png"))  # the contour plot

@@ -64,6 +64,33 @@ class RunLog:
             self.tb.add_image("samples", make_grid(images.float().cpu() * 0.5 + 0.5, nrow=nrow), step)
         return path
 
+    def toy_plot(self, step: int, real: torch.Tensor, fake: torch.Tensor, critic) -> str | None:
+        """Scatter of real vs generated 2-D points over the critic's contours."""
+        if not self.enabled:
+            return None
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        real, fake = real.float().cpu(), fake.float().cpu()
+        lim = float(torch.cat([real, fake]).abs().max().clamp(max=6)) * 1.1
+        xs = torch.linspace(-lim, lim, 100)
+        grid = torch.stack(torch.meshgrid(xs, xs, indexing="xy"), -1).reshape(-1, 2)
+        with torch.no_grad():
+            dev = next(critic.parameters()).device
+            scores = critic(grid.to(dev)).float().cpu().reshape(100, 100)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.contourf(xs, xs, scores, levels=20, cmap="viridis", alpha=0.7)
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="orange", label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="white", label="generated")
+        ax.set_title(f"step {step}")
+        ax.legend(loc="upper right")
+        path = os.path.join(self.dir, "samples", f"step_{step:08d}.png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return path
+
     def finish(self) -> None:
         if not self.enabled:
             return

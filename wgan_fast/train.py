@@ -97,8 +97,9 @@ def make_models(cfg, device):
     toy = cfg["dataset"].startswith("toy-")
     num_classes = cfg["num_classes"] if cfg["conditional"] else 0
     if toy:
-        G = models.MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(512, 512, 512), num_classes=num_classes)
-        D = models.MLPCritic((2,), hidden=(512, 512, 512), num_classes=num_classes)
+        G = models.MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, num_classes=num_classes,
+                                tanh=False)
+        D = models.MLPCritic((2,), hidden=(cfg["d_base"],) * 3, num_classes=num_classes)
     else:
         G, D = models.build(cfg["model"], resolution=cfg["resolution"], channels=cfg["channels"], z_dim=cfg["z_dim"],
                             num_classes=num_classes, critic_norm=cfg["critic_norm"], g_base=cfg["g_base"],
@@ -195,6 +196,7 @@ def train(cfg: dict, data=None) -> str:
     fixed_gen = torch.Generator(device="cpu").manual_seed(cfg["seed"] + 12345)
     n_fixed = cfg["n_samples"] if not num_classes else num_classes * max(1, cfg["n_samples"] // num_classes)
     fixed_z = torch.randn(n_fixed, cfg["z_dim"], generator=fixed_gen).to(device)
+    fixed_gen_dev = torch.Generator(device=device).manual_seed(cfg["seed"] + 54321)
     fixed_y = (torch.arange(num_classes).repeat_interleave(n_fixed // num_classes).to(device) if num_classes else None)
 
     if state:
@@ -268,6 +270,13 @@ def train(cfg: dict, data=None) -> str:
                 G.train()
             if grid.dim() == 4:
                 log.samples(step, grid, nrow=(n_fixed // num_classes) if num_classes else int(n_fixed ** 0.5))
+            elif rank == 0:  # 2-D toy: real vs generated over the critic's contours
+                from . import toys  # noqa: PLC0415
+
+                real_pts = toys.sample(cfg["dataset"], 1024, torch.Generator().manual_seed(cfg["seed"]))
+                with torch.no_grad():
+                    fake_pts = G(torch.randn(len(real_pts), cfg["z_dim"], device=device, generator=fixed_gen_dev))
+                log.toy_plot(step, real_pts, fake_pts, D)
         if step % cfg["ckpt_every"] == 0 or step == cfg["steps"] or out_of_time:
             last_good = save(step) or last_good
         if out_of_time:

@@ -10,9 +10,13 @@ from .layers import ClassEmbedding, Projection
 
 
 class MLPGenerator(nn.Module):
-    """z -> four Linear layers with LeakyReLU(0.2) -> tanh, reshaped to an image."""
+    """z -> four Linear layers with LeakyReLU(0.2) -> tanh, reshaped to an image.
 
-    def __init__(self, out_shape=(1, 28, 28), z_dim=100, hidden=(256, 512, 1024), num_classes=0, embed_dim=50):
+    `tanh=False` leaves the output unbounded (2-D toy data is not in [-1, 1]).
+    """
+
+    def __init__(self, out_shape=(1, 28, 28), z_dim=100, hidden=(256, 512, 1024), num_classes=0, embed_dim=50,
+                 tanh=True):
         super().__init__()
         self.out_shape, self.z_dim, self.num_classes = tuple(out_shape), z_dim, num_classes
         self.cond = ClassEmbedding(num_classes, embed_dim) if num_classes else None
@@ -20,7 +24,7 @@ class MLPGenerator(nn.Module):
         layers = []
         for a, b in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-        layers += [nn.Linear(dims[-1], math.prod(self.out_shape)), nn.Tanh()]
+        layers += [nn.Linear(dims[-1], math.prod(self.out_shape))] + ([nn.Tanh()] if tanh else [])
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
