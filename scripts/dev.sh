@@ -105,7 +105,15 @@ ensure_build() {
   "$PY" -c 'import wgan_fast, wgan_fast._C as C; print("[wgan_fast] native build:", C.build_info())' >&2
 }
 
-setup() { ensure_system; ensure_packages; ensure_build; }
+# The default dataset, where this machine can install it (best effort: the
+# trainer also looks in --data-dir and $WGAN_FAST_DATA, and says what to do).
+ensure_fashion_mnist() {
+  [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && return 0
+  [ -n "${WGAN_FAST_DATA:-}" ] && return 0
+  apt_install dataset-fashion-mnist 2>/dev/null || log "could not install dataset-fashion-mnist (not Debian/Ubuntu, or no root)"
+}
+
+setup() { ensure_system; ensure_packages; ensure_build; ensure_fashion_mnist; }
 
 cmd=${1:-test}
 shift || true

@@ -1,0 +1,82 @@
+"""Datasets and batch streams for training.
+
+`make_stream(cfg, device, rank, world_size)` returns an endless, seeded stream
+of (images in [-1, 1] NCHW on `device`, labels or None) with `next()`,
+`state_dict()` and `load_state_dict()`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import idx
+from .resident import ResidentStream
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+
+
+def fashion_mnist_root(data_dir: str = "") -> str:
+    """Where the Fashion-MNIST IDX files are: --data-dir, $WGAN_FAST_DATA, the
+    Debian package's folder, else a torchvision download; or say what to do."""
+    candidates = []
+    for base in (data_dir, os.environ.get("WGAN_FAST_DATA", "")):
+        if base:
+            candidates += [base, os.path.join(base, "fashion-mnist"), os.path.join(base, "FashionMNIST", "raw")]
+    candidates.append(DEBIAN_FASHION_MNIST)
+    for c in candidates:
+        if idx.find(c, "train-images-idx3-ubyte"):
+            return c
+    target = data_dir or os.environ.get("WGAN_FAST_DATA") or os.path.expanduser("~/.cache/wgan_fast")
+    try:
+        from torchvision.datasets import FashionMNIST  # noqa: PLC0415
+
+        FashionMNIST(target, train=True, download=True)
+        return os.path.join(target, "FashionMNIST", "raw")
+    except Exception as exc:  # noqa: BLE001 - no network, or a mirror down
+        raise FileNotFoundError(
+            "Fashion-MNIST not found (looked in: " + ", ".join(candidates) + f") and the download failed ({exc}). "
+            "Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put "
+            "train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz in a folder and pass --data-dir FOLDER."
+        ) from None
+
+
+def _to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> uint8 (N, channels, resolution, resolution).
+
+    Resized once at load with bilinear interpolation (antialiased when
+    shrinking); grayscale is repeated to 3 channels when asked.
+    """
+    x = torch.from_numpy(np.array(images, dtype=np.uint8))  # a writable copy
+    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+    if x.shape[1] == 1 and channels == 3:
+        x = x.repeat(1, 3, 1, 1)
+    elif x.shape[1] == 3 and channels == 1:
+        x = (x.float() @ torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1).transpose(1, 3)).clamp(0, 255).byte()
+    if x.shape[-1] != resolution or x.shape[-2] != resolution:
+        out = []
+        for chunk in x.split(4096):
+            y = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear", align_corners=False,
+                              antialias=resolution < chunk.shape[-1])
+            out.append(y.round().clamp(0, 255).byte())
+        x = torch.cat(out)
+    return x.contiguous()
+
+
+def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
+    name = cfg["dataset"]
+    if name in ("fashion-mnist", "mnist"):
+        if name == "fashion-mnist":
+            root = fashion_mnist_root(cfg["data_dir"])
+        else:
+            root = cfg["data_dir"] or os.environ.get("WGAN_FAST_DATA", "")
+            if not root:
+                raise FileNotFoundError("mnist: pass --data-dir FOLDER holding train-images-idx3-ubyte[.gz] and "
+                                        "train-labels-idx1-ubyte[.gz]")
+        images, labels = idx.load_split(root, train=True)
+        x = _to_resolution(images, cfg["resolution"], cfg["channels"])
+        return ResidentStream(x, torch.from_numpy(labels), cfg["batch_size"], device, cfg["seed"], rank, world_size,
+                              flip=cfg["flip"])
+    raise NotImplementedError(f"dataset {name!r} has no loader yet")
