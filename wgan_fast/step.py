@@ -22,7 +22,7 @@ class Metrics:
     """Sums kept on the device; fetched once per log interval (one host sync)."""
 
     NAMES = ("loss_d", "loss_g", "wdist", "penalty", "gnorm_mean", "gnorm_sq", "d_real", "d_fake", "n_critic",
-             "n_pen", "n_gen")
+             "n_pen", "n_gen", "n_skipped")
 
     def __init__(self, device):
         self.buf = torch.zeros(len(self.NAMES), device=device, dtype=torch.float64)
@@ -40,6 +40,7 @@ class Metrics:
         out["loss_g"] = d["loss_g"] / ng
         out["gnorm_mean"] = d["gnorm_mean"] / npen
         out["gnorm_std"] = max(d["gnorm_sq"] / npen - out["gnorm_mean"] ** 2, 0.0) ** 0.5
+        out["critic_steps"], out["skipped_steps"] = d["n_critic"], d["n_skipped"]
         return out
 
 
@@ -99,10 +100,25 @@ def critic_step(p: Parts, real, labels, z, alpha, critic_iter: int):
     p.scaler_d.update()
     if algo == "wgan-clip":
         ops.clip_(list(D.parameters()), cfg["clip"])
-    p.metrics.add(loss_d=loss + penalty, wdist=d_real.detach().mean() - d_fake.detach().mean(), penalty=penalty,
-                  d_real=d_real.detach().mean(), d_fake=d_fake.detach().mean(), n_critic=1)
+    keep = _keep(p.scaler_d, loss + penalty)
+    p.metrics.add(loss_d=keep(loss + penalty), wdist=keep(d_real.mean() - d_fake.mean()), penalty=keep(penalty),
+                  d_real=keep(d_real.mean()), d_fake=keep(d_fake.mean()), n_critic=keep(1.0))
     if norms is not None:
-        p.metrics.add(gnorm_mean=norms.float().mean(), gnorm_sq=norms.float().square().mean(), n_pen=1)
+        p.metrics.add(gnorm_mean=keep(norms.float().mean()), gnorm_sq=keep(norms.float().square().mean()),
+                      n_pen=keep(1.0))
+    if p.scaler_d.is_enabled():
+        p.metrics.add(n_skipped=1.0 - keep(1.0))
+
+
+def _keep(scaler, total):
+    """Under fp16 a step whose scaled gradients overflowed is skipped by the
+    GradScaler (never applied) and left out of the metrics, counted as
+    skipped; elsewhere a non-finite value is kept so the log check stops the run."""
+    if not scaler.is_enabled():
+        return lambda v: v.detach() if torch.is_tensor(v) else v
+    ok = torch.isfinite(total.detach())
+    return lambda v: torch.where(ok, v.detach() if torch.is_tensor(v) else torch.tensor(v, device=ok.device),
+                                 torch.zeros((), device=ok.device))
 
 
 def generator_step(p: Parts, z, labels):
@@ -116,4 +132,5 @@ def generator_step(p: Parts, z, labels):
     p.sync_grads(p.G)
     p.scaler_g.step(p.opt_g)
     p.scaler_g.update()
-    p.metrics.add(loss_g=loss, n_gen=1)
+    keep = _keep(p.scaler_g, loss)
+    p.metrics.add(loss_g=keep(loss), n_gen=keep(1.0))

@@ -168,8 +168,12 @@ def train(cfg: dict, data=None) -> str:
     torch.manual_seed(cfg["seed"] * 1000 + rank)
     precision, autocast = make_autocast(cfg, device)
 
-    # resume: the newest checkpoint that loads
-    state, ckpt_path = (checkpoint.load_latest(run_dir, map_location=device) if cfg["resume"] else (None, None))
+    # resume: the newest checkpoint that loads (also when torchrun --max-restarts restarted us)
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    resume = cfg["resume"] or restarted
+    state, ckpt_path = (checkpoint.load_latest(run_dir, map_location=device) if resume else (None, None))
+    if cfg["resume"] and state is None and rank == 0:
+        print(f"[wgan_fast] --resume: no readable checkpoint in {run_dir}; starting from step 0", file=sys.stderr)
     start = int(state["step"]) if state else 0
 
     data = data if data is not None else make_data(cfg, device, rank, world, start)
@@ -257,6 +261,8 @@ def train(cfg: dict, data=None) -> str:
                           images_per_s=images / max(now - t_log, 1e-9))
             t_log, images = now, 0
             bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if values["skipped_steps"] > 0 and values["critic_steps"] == 0:
+                bad.append("loss (every fp16 step of the interval overflowed)")
             if bad:
                 where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
                 raise NonFiniteError(f"non-finite {', '.join(bad)} at generator step {step}; training stopped "
