@@ -24,6 +24,11 @@ DEFAULTS = dict(
     resolution=32,
     channels=1,
     flip=False,
+    loader="auto",               # auto | resident | dali | torchvision (image folders: dali when installed)
+    crop="center",               # center (square centre crop, then resize) | none (resize the whole image)
+    on_corrupt="skip",           # skip (counted and reported, at most max_corrupt of the files) | error
+    max_corrupt=0.01,
+    num_workers=2,
     conditional=False,
     num_classes=10,
     # models
@@ -189,6 +194,14 @@ def validate(cfg: dict) -> None:
     need(cfg["critic_norm"] in models.CRITIC_NORMS, "critic_norm", f"must be one of {models.CRITIC_NORMS}")
     need(cfg["optimizer"] in ("adam", "rmsprop"), "optimizer", "must be adam or rmsprop")
     need(cfg["on_nonfinite"] in ("stop", "rollback"), "on_nonfinite", "must be stop or rollback")
+    need(cfg["loader"] in ("auto", "resident", "dali", "torchvision"), "loader", "must be auto, resident, dali or torchvision")
+    need(cfg["crop"] in ("center", "none"), "crop", "must be center or none")
+    need(cfg["on_corrupt"] in ("skip", "error"), "on_corrupt", "must be skip or error")
+    need(0 <= cfg["max_corrupt"] <= 1, "max_corrupt", "must be in [0, 1]")
+    need(cfg["num_workers"] >= 0, "num_workers", "must be >= 0")
+    known = ("fashion-mnist", "mnist", "cifar10", "stl10", "celeba", "folder", "toy-8gaussians", "toy-moons",
+             "toy-scurve")
+    need(cfg["dataset"] in known, "dataset", f"must be one of {', '.join(known)}")
     for key in ("lr_g", "lr_d"):
         need(cfg[key] > 0, key, "must be > 0")
     for key in ("n_critic", "batch_size", "steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts",

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import idx
+from . import files, formats, idx
+from .order import BatchOrder
 from .resident import ResidentStream
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -65,18 +66,53 @@ def _to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.
     return x.contiguous()
 
 
-def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
+def _root(cfg, name):
+    root = cfg["data_dir"] or os.environ.get("WGAN_FAST_DATA", "")
+    if not root:
+        raise FileNotFoundError(f"{name}: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the dataset's files")
+    return root
+
+
+def load_arrays(cfg):
+    """(images uint8 (N, H, W[, C]), labels or None) of the array-format datasets."""
     name = cfg["dataset"]
-    if name in ("fashion-mnist", "mnist"):
-        if name == "fashion-mnist":
-            root = fashion_mnist_root(cfg["data_dir"])
-        else:
-            root = cfg["data_dir"] or os.environ.get("WGAN_FAST_DATA", "")
-            if not root:
-                raise FileNotFoundError("mnist: pass --data-dir FOLDER holding train-images-idx3-ubyte[.gz] and "
-                                        "train-labels-idx1-ubyte[.gz]")
-        images, labels = idx.load_split(root, train=True)
+    if name == "fashion-mnist":
+        return idx.load_split(fashion_mnist_root(cfg["data_dir"]), train=True)
+    if name == "mnist":
+        return idx.load_split(_root(cfg, name), train=True)
+    if name == "cifar10":
+        return formats.read_cifar10(_root(cfg, name), train=True)
+    if name == "stl10":
+        x, y = formats.read_stl10(_root(cfg, name), splits=("train", "unlabeled"))
+        return x, (y if (y >= 0).all() else None)  # unlabeled images: no labels for the whole set
+    raise ValueError(f"dataset {name!r} is not an array dataset")
+
+
+FILE_DATASETS = ("celeba", "folder")
+ARRAY_DATASETS = ("fashion-mnist", "mnist", "cifar10", "stl10")
+
+
+def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
+    """The trainer's batch stream for cfg["dataset"] (see the module docstring)."""
+    name, loader = cfg["dataset"], cfg["loader"]
+    common = dict(batch_size=cfg["batch_size"], device=device, seed=cfg["seed"], rank=rank, world_size=world_size,
+                  flip=cfg["flip"])
+    if name in ARRAY_DATASETS:
+        if loader not in ("auto", "resident"):
+            raise ValueError(f"loader: {name} is read from array files and held on the device; use auto or resident")
+        images, labels = load_arrays(cfg)
         x = _to_resolution(images, cfg["resolution"], cfg["channels"])
-        return ResidentStream(x, torch.from_numpy(labels), cfg["batch_size"], device, cfg["seed"], rank, world_size,
-                              flip=cfg["flip"])
-    raise NotImplementedError(f"dataset {name!r} has no loader yet")
+        return ResidentStream(x, torch.from_numpy(labels) if labels is not None else None, **common)
+    if name in FILE_DATASETS:
+        paths, labels, _ = formats.list_images(_root(cfg, name))
+        if loader == "resident":
+            images, labels, _ = formats.decode_folder(paths, labels, cfg["resolution"], cfg["channels"], cfg["crop"],
+                                                      cfg["on_corrupt"], cfg["max_corrupt"])
+            x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+            return ResidentStream(x, torch.from_numpy(labels) if labels is not None else None, **common)
+        paths, labels = files.check_files(paths, labels, cfg["on_corrupt"], cfg["max_corrupt"])
+        if loader == "dali" or (loader == "auto" and files.dali_available()):
+            return files.DALIStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"], **common)
+        return files.DataLoaderStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"],
+                                      num_workers=cfg["num_workers"], **common)
+    raise ValueError(f"dataset: unknown dataset {name!r}")
