@@ -40,7 +40,8 @@ def _run(benchmark, stream, batch, case, variant, baseline, n_batches=8):
     benchmark.group = case
     benchmark.extra_info.update(case=case, variant=variant, baseline=baseline)
     benchmark.pedantic(draw, rounds=5, iterations=1, warmup_rounds=1)
-    benchmark.extra_info["images_per_s"] = n_batches * batch / benchmark.stats.stats.median
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["images_per_s"] = n_batches * batch / benchmark.stats.stats.median
 
 
 @pytest.mark.parametrize("batch", [64, 256])

@@ -100,5 +100,7 @@ def test_bandwidth_b1024(benchmark, device, variant):
     benchmark.group = f"{device} both B=1024 3x64x64"
     benchmark.extra_info.update(case=benchmark.group, variant=variant, baseline="reference" if variant != "reference" else None)
     benchmark(step)
+    if benchmark.stats is None:  # --benchmark-disable
+        return
     achieved = bytes_moved / benchmark.stats.stats.median
     benchmark.extra_info.update(achieved_GBps=achieved / 1e9, copy_GBps=copy_bw / 1e9, fraction_of_copy_bw=achieved / copy_bw)
