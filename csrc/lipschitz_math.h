@@ -45,10 +45,9 @@ constexpr int64_t kClipChunk = 16384;
 // wgan_fast/nn/spectral_norm.py).
 inline int64_t power_iteration_row_blocks(int64_t H, int64_t W) {
   int64_t blocks = (H * W) / 65536;
-  if (blocks < 1) blocks = 1;
   if (blocks > 16) blocks = 16;
   if (blocks > H) blocks = H;
-  return blocks;
+  return blocks < 1 ? 1 : blocks;  // >= 1 even for H = 0 (then v becomes 0)
 }
 
 }  // namespace lipschitz
