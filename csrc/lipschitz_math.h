@@ -12,6 +12,17 @@
 #define WF_LHD inline
 #endif
 
+// CPU loops of the Lipschitz kernels are compiled twice (AVX2+FMA and
+// baseline x86-64) and picked at load time by the CPU's capabilities (GCC
+// function multi-versioning), as ATen's own CPU kernels are; the build flags
+// stay baseline so the extension runs on any x86-64.
+#if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__x86_64__) && defined(__linux__)
+#define WF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define WF_CPU_CLONES
+#endif
+
 namespace wgan_fast {
 namespace lipschitz {
 
@@ -20,9 +31,15 @@ namespace lipschitz {
 // the case here: lo = -hi with hi > 0). lo and hi are the bounds already
 // rounded to the storage type, compared in opmath precision; this equals
 // torch.clamp on the storage type.
+//
+// Written as max then min with the operand order of the x86 max/min
+// instructions (which return their second operand when either is NaN), so
+// the compiler emits two vector instructions per vector instead of compares
+// and blends: lo > x ? lo : x is x for NaN, hi < t ? hi : t is t for NaN.
 template <typename T>
 WF_LHD T clamp(T x, T lo, T hi) {
-  return x < lo ? lo : (x > hi ? hi : x);
+  const T t = lo > x ? lo : x;
+  return hi < t ? hi : t;
 }
 
 WF_LHD float lsqrt(float x) { return sqrtf(x); }

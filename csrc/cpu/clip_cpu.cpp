@@ -20,7 +20,8 @@ using lipschitz::kClipChunk;
 
 // Loop bodies live outside the dispatch macros so that the pragmas apply.
 template <typename scalar_t>
-void clamp_span(scalar_t* __restrict__ p, int64_t n, double bound) {
+__attribute__((always_inline)) inline void clamp_body(scalar_t* __restrict__ p,
+                                                      int64_t n, double bound) {
   using opmath_t = at::opmath_type<scalar_t>;
   // Bounds rounded to the storage type first: equals torch.clamp on scalar_t.
   const opmath_t hi = static_cast<opmath_t>(static_cast<scalar_t>(bound));
@@ -32,12 +33,11 @@ void clamp_span(scalar_t* __restrict__ p, int64_t n, double bound) {
   }
 }
 
-// float32 is the common case: compare and store without conversions.
-template <>
-void clamp_span<float>(float* __restrict__ p, int64_t n, double bound) {
-  const float hi = static_cast<float>(bound), lo = -hi;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) p[j] = lipschitz::clamp(p[j], lo, hi);
+WF_CPU_CLONES void clamp_f32(float* p, int64_t n, double bound) { clamp_body(p, n, bound); }
+WF_CPU_CLONES void clamp_f64(double* p, int64_t n, double bound) { clamp_body(p, n, bound); }
+WF_CPU_CLONES void clamp_f16(at::Half* p, int64_t n, double bound) { clamp_body(p, n, bound); }
+WF_CPU_CLONES void clamp_bf16(at::BFloat16* p, int64_t n, double bound) {
+  clamp_body(p, n, bound);
 }
 
 struct Item {
@@ -48,12 +48,10 @@ struct Item {
 
 void clamp_item(const Item& it, double bound) {
   switch (it.dtype) {
-    case at::kFloat: clamp_span(static_cast<float*>(it.data), it.n, bound); break;
-    case at::kDouble: clamp_span(static_cast<double*>(it.data), it.n, bound); break;
-    case at::kHalf: clamp_span(static_cast<at::Half*>(it.data), it.n, bound); break;
-    case at::kBFloat16:
-      clamp_span(static_cast<at::BFloat16*>(it.data), it.n, bound);
-      break;
+    case at::kFloat: clamp_f32(static_cast<float*>(it.data), it.n, bound); break;
+    case at::kDouble: clamp_f64(static_cast<double*>(it.data), it.n, bound); break;
+    case at::kHalf: clamp_f16(static_cast<at::Half*>(it.data), it.n, bound); break;
+    case at::kBFloat16: clamp_bf16(static_cast<at::BFloat16*>(it.data), it.n, bound); break;
     default:
       TORCH_CHECK(false, "clip_: unsupported dtype ", it.dtype);
   }

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "../lipschitz_math.h"
@@ -22,8 +23,8 @@ namespace wgan_fast {
 namespace {
 
 template <typename scalar_t, typename opmath_t>
-opmath_t dot_span(const scalar_t* __restrict__ w, const opmath_t* __restrict__ v,
-                  int64_t n) {
+__attribute__((always_inline)) inline opmath_t dot_body(
+    const scalar_t* __restrict__ w, const opmath_t* __restrict__ v, int64_t n) {
   opmath_t acc = 0;
 #pragma omp simd reduction(+ : acc)
   for (int64_t j = 0; j < n; ++j) acc += static_cast<opmath_t>(w[j]) * v[j];
@@ -31,10 +32,47 @@ opmath_t dot_span(const scalar_t* __restrict__ w, const opmath_t* __restrict__ v
 }
 
 template <typename scalar_t, typename opmath_t>
-void axpy_span(opmath_t* __restrict__ t, opmath_t s, const scalar_t* __restrict__ w,
-               int64_t n) {
+__attribute__((always_inline)) inline void axpy_body(opmath_t* __restrict__ t, opmath_t s,
+                                                     const scalar_t* __restrict__ w,
+                                                     int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) t[j] += s * static_cast<opmath_t>(w[j]);
+}
+
+// float32 and float64, the common cases, get the multi-versioned loops.
+WF_CPU_CLONES float dot_f32(const float* w, const float* v, int64_t n) {
+  return dot_body<float, float>(w, v, n);
+}
+WF_CPU_CLONES double dot_f64(const double* w, const double* v, int64_t n) {
+  return dot_body<double, double>(w, v, n);
+}
+WF_CPU_CLONES void axpy_f32(float* t, float s, const float* w, int64_t n) {
+  axpy_body<float, float>(t, s, w, n);
+}
+WF_CPU_CLONES void axpy_f64(double* t, double s, const double* w, int64_t n) {
+  axpy_body<double, double>(t, s, w, n);
+}
+
+template <typename scalar_t, typename opmath_t>
+opmath_t dot_span(const scalar_t* w, const opmath_t* v, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    return dot_f32(w, v, n);
+  } else if constexpr (std::is_same_v<scalar_t, double>) {
+    return dot_f64(w, v, n);
+  } else {
+    return dot_body<scalar_t, opmath_t>(w, v, n);
+  }
+}
+
+template <typename scalar_t, typename opmath_t>
+void axpy_span(opmath_t* t, opmath_t s, const scalar_t* w, int64_t n) {
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    axpy_f32(t, s, w, n);
+  } else if constexpr (std::is_same_v<scalar_t, double>) {
+    axpy_f64(t, s, w, n);
+  } else {
+    axpy_body<scalar_t, opmath_t>(t, s, w, n);
+  }
 }
 
 template <typename scalar_t>
