@@ -95,7 +95,9 @@ TORCH_LIBRARY_FRAGMENT(wgan_fast, m) {
   // (torch.nn.utils.parametrizations.spectral_norm's order and
   // normalisation, x / max(||x||, eps)) for every (W, u, v) of the lists,
   // updating u and v in place. W is given as (A, H, B), see lipschitz_ops.h.
+  // Returns sigma_i = u_i^T W_i v_i with the new u, v, as a float64 (L,)
+  // tensor, computed for free from the last step as (W^T u) . v.
   m.def(
       "spectral_norm_power_iteration_(Tensor[] weights, Tensor(a!)[] us, "
-      "Tensor(b!)[] vs, int n_power_iterations, float eps) -> ()");
+      "Tensor(b!)[] vs, int n_power_iterations, float eps) -> Tensor");
 }

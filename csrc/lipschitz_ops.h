@@ -25,7 +25,8 @@ void check_power_iteration_args(at::TensorList weights, at::TensorList us,
 
 // ---- CPU kernels -----------------------------------------------------------
 void clip_cpu(at::TensorList tensors, double bound);
-void power_iteration_cpu(at::TensorList weights, at::TensorList us,
-                         at::TensorList vs, int64_t n_iter, double eps);
+// Returns sigma_i = u_i^T W_i v_i (float64, (L,)) after the last step.
+at::Tensor power_iteration_cpu(at::TensorList weights, at::TensorList us,
+                               at::TensorList vs, int64_t n_iter, double eps);
 
 }  // namespace wgan_fast

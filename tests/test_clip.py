@@ -75,6 +75,17 @@ def test_critic_parameters_in_place(device, native):
         assert p.requires_grad and p.abs().max() <= 0.01
 
 
+def test_bumps_version_counters_like_clamp(device, native):
+    w = torch.randn(4, 3, device=device, requires_grad=True)
+    x = torch.randn(2, 4, device=device, requires_grad=True)
+    y = (x @ w).sum()  # saves w for backward
+    v0 = w._version
+    ops.clip_([w], 0.1, impl="native")
+    assert w._version > v0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+
+
 def test_reference_and_auto_agree(device, native):
     a = [_values((5, 7), torch.float32, device), _values((9,), torch.float16, device)]
     b = [t.clone() for t in a]

@@ -79,7 +79,23 @@ def test_trainer_mode_one_sigma_per_step(device, native):
     assert torch.equal(w1, w2) and torch.equal(w2, w3)
     assert power_iteration_(ours) == 1
     assert not torch.equal(_uv(ours)[0], u0)
-    assert_close(ours.weight, theirs.weight, **TOL[torch.float64])  # = one torch iteration
+    w_o, w_t = ours.weight, theirs.weight  # = one torch iteration
+    assert_close(w_o, w_t, **TOL[torch.float64])
+    # sigma comes from the iteration's kernel here; its gradient is still exact
+    assert "CachedSigma" in str(w_o.grad_fn.next_functions)
+    g = torch.randn_like(w_o)
+    (d_o,) = torch.autograd.grad((w_o * g).sum(), ours.parametrizations.weight.original)
+    (d_t,) = torch.autograd.grad((w_t * g).sum(), theirs.parametrizations.weight.original)
+    assert_close(d_o, d_t, **TOL[torch.float64])
+    # an optimizer step changes W: sigma is recomputed from the new W, not reused
+    W = ours.parametrizations.weight.original
+    with torch.no_grad():
+        W.mul_(2)
+    w2 = ours.weight
+    assert "CachedSigma" not in str(w2.grad_fn.next_functions)
+    assert_close(w2, w_o, **TOL[torch.float64])  # W / sigma is scale invariant
+    with torch.no_grad():
+        theirs.parametrizations.weight.original.mul_(2)
     set_iterate_on_forward(ours, True)
     assert_close(ours.weight, theirs.weight, **TOL[torch.float64])
 

@@ -13,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -22,61 +23,80 @@
 namespace wgan_fast {
 namespace {
 
+// Rows are processed four at a time: four independent accumulator chains
+// (one FMA chain alone is latency-bound), v loaded once for four rows, and t
+// loaded and stored once per four rows.
 template <typename scalar_t, typename opmath_t>
-__attribute__((always_inline)) inline opmath_t dot_body(
-    const scalar_t* __restrict__ w, const opmath_t* __restrict__ v, int64_t n) {
-  opmath_t acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t j = 0; j < n; ++j) acc += static_cast<opmath_t>(w[j]) * v[j];
-  return acc;
+__attribute__((always_inline)) inline void dot4_body(
+    const scalar_t* __restrict__ w0, const scalar_t* __restrict__ w1,
+    const scalar_t* __restrict__ w2, const scalar_t* __restrict__ w3,
+    const opmath_t* __restrict__ v, int64_t n, opmath_t* out) {
+  opmath_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+  for (int64_t j = 0; j < n; ++j) {
+    const opmath_t vj = v[j];
+    a0 += static_cast<opmath_t>(w0[j]) * vj;
+    a1 += static_cast<opmath_t>(w1[j]) * vj;
+    a2 += static_cast<opmath_t>(w2[j]) * vj;
+    a3 += static_cast<opmath_t>(w3[j]) * vj;
+  }
+  out[0] += a0;
+  out[1] += a1;
+  out[2] += a2;
+  out[3] += a3;
 }
 
 template <typename scalar_t, typename opmath_t>
-__attribute__((always_inline)) inline void axpy_body(opmath_t* __restrict__ t, opmath_t s,
-                                                     const scalar_t* __restrict__ w,
-                                                     int64_t n) {
+__attribute__((always_inline)) inline void axpy4_body(
+    opmath_t* __restrict__ t, const opmath_t* s, const scalar_t* __restrict__ w0,
+    const scalar_t* __restrict__ w1, const scalar_t* __restrict__ w2,
+    const scalar_t* __restrict__ w3, int64_t n) {
+  const opmath_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) t[j] += s * static_cast<opmath_t>(w[j]);
+  for (int64_t j = 0; j < n; ++j) {
+    t[j] += s0 * static_cast<opmath_t>(w0[j]) + s1 * static_cast<opmath_t>(w1[j]) +
+            s2 * static_cast<opmath_t>(w2[j]) + s3 * static_cast<opmath_t>(w3[j]);
+  }
 }
 
 // float32 and float64, the common cases, get the multi-versioned loops.
-WF_CPU_CLONES float dot_f32(const float* w, const float* v, int64_t n) {
-  return dot_body<float, float>(w, v, n);
-}
-WF_CPU_CLONES double dot_f64(const double* w, const double* v, int64_t n) {
-  return dot_body<double, double>(w, v, n);
-}
-WF_CPU_CLONES void axpy_f32(float* t, float s, const float* w, int64_t n) {
-  axpy_body<float, float>(t, s, w, n);
-}
-WF_CPU_CLONES void axpy_f64(double* t, double s, const double* w, int64_t n) {
-  axpy_body<double, double>(t, s, w, n);
-}
+#define WF_DEFINE_CLONES(T, SUFFIX)                                              \
+  WF_CPU_CLONES void dot4_##SUFFIX(const T* w0, const T* w1, const T* w2,        \
+                                   const T* w3, const T* v, int64_t n, T* out) { \
+    dot4_body<T, T>(w0, w1, w2, w3, v, n, out);                                  \
+  }                                                                              \
+  WF_CPU_CLONES void axpy4_##SUFFIX(T* t, const T* s, const T* w0, const T* w1,  \
+                                    const T* w2, const T* w3, int64_t n) {       \
+    axpy4_body<T, T>(t, s, w0, w1, w2, w3, n);                                   \
+  }
+WF_DEFINE_CLONES(float, f32)
+WF_DEFINE_CLONES(double, f64)
+#undef WF_DEFINE_CLONES
 
 template <typename scalar_t, typename opmath_t>
-opmath_t dot_span(const scalar_t* w, const opmath_t* v, int64_t n) {
+void dot4(const scalar_t* const* w, const opmath_t* v, int64_t n, opmath_t* out) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    return dot_f32(w, v, n);
+    dot4_f32(w[0], w[1], w[2], w[3], v, n, out);
   } else if constexpr (std::is_same_v<scalar_t, double>) {
-    return dot_f64(w, v, n);
+    dot4_f64(w[0], w[1], w[2], w[3], v, n, out);
   } else {
-    return dot_body<scalar_t, opmath_t>(w, v, n);
+    dot4_body<scalar_t, opmath_t>(w[0], w[1], w[2], w[3], v, n, out);
   }
 }
 
 template <typename scalar_t, typename opmath_t>
-void axpy_span(opmath_t* t, opmath_t s, const scalar_t* w, int64_t n) {
+void axpy4(opmath_t* t, const opmath_t* s, const scalar_t* const* w, int64_t n) {
   if constexpr (std::is_same_v<scalar_t, float>) {
-    axpy_f32(t, s, w, n);
+    axpy4_f32(t, s, w[0], w[1], w[2], w[3], n);
   } else if constexpr (std::is_same_v<scalar_t, double>) {
-    axpy_f64(t, s, w, n);
+    axpy4_f64(t, s, w[0], w[1], w[2], w[3], n);
   } else {
-    axpy_body<scalar_t, opmath_t>(t, s, w, n);
+    axpy4_body<scalar_t, opmath_t>(t, s, w[0], w[1], w[2], w[3], n);
   }
 }
 
 template <typename scalar_t>
-void power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
+double power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
                          const at::Tensor& v_t, int64_t n_iter, double eps_d) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t A = weight.size(0), H = weight.size(1), B = weight.size(2);
@@ -87,6 +107,7 @@ void power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
   const opmath_t eps = static_cast<opmath_t>(eps_d);
   const int64_t blocks = lipschitz::power_iteration_row_blocks(H, C);
   std::vector<opmath_t> vf(C), s(H), t(static_cast<size_t>(blocks) * C);
+  opmath_t sigma = 0;
 
   for (int64_t it = 0; it < n_iter; ++it) {
     for (int64_t j = 0; j < C; ++j) vf[j] = static_cast<opmath_t>(v[j]);
@@ -95,14 +116,23 @@ void power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
         const int64_t h0 = H * k / blocks, h1 = H * (k + 1) / blocks;
         opmath_t* tk = t.data() + k * C;
         std::fill(tk, tk + C, opmath_t(0));
-        for (int64_t h = h0; h < h1; ++h) {
-          opmath_t sh = 0;
+        // Groups of four rows; a short last group repeats its last row with
+        // a zero coefficient (its products are computed but never used).
+        for (int64_t g = h0; g < h1; g += 4) {
+          const int64_t nr = std::min<int64_t>(4, h1 - g);
+          opmath_t sg[4] = {0, 0, 0, 0};
+          const scalar_t* rows[4];
           for (int64_t a = 0; a < A; ++a) {
-            sh += dot_span<scalar_t, opmath_t>(W + (a * H + h) * B, vf.data() + a * B, B);
+            for (int r = 0; r < 4; ++r) rows[r] = W + (a * H + g + std::min<int64_t>(r, nr - 1)) * B;
+            dot4<scalar_t, opmath_t>(rows, vf.data() + a * B, B, sg);
           }
-          s[h] = sh;
+          for (int r = 0; r < 4; ++r) {
+            if (r < nr) s[g + r] = sg[r];
+            else sg[r] = 0;
+          }
           for (int64_t a = 0; a < A; ++a) {
-            axpy_span<scalar_t, opmath_t>(tk + a * B, sh, W + (a * H + h) * B, B);
+            for (int r = 0; r < 4; ++r) rows[r] = W + (a * H + g + std::min<int64_t>(r, nr - 1)) * B;
+            axpy4<scalar_t, opmath_t>(tk + a * B, sg, rows, B);
           }
         }
       }
@@ -124,28 +154,38 @@ void power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
       tt += t0[j] * t0[j];
     }
     const opmath_t nv = lipschitz::normalize_denominator(tt, eps);
-    for (int64_t j = 0; j < C; ++j) v[j] = static_cast<scalar_t>(t0[j] / nv);
+    // sigma = u^T W v = (W^T u) . v, with v as stored
+    sigma = 0;
+    for (int64_t j = 0; j < C; ++j) {
+      v[j] = static_cast<scalar_t>(t0[j] / nv);
+      sigma += t0[j] * static_cast<opmath_t>(v[j]);
+    }
   }
+  return static_cast<double>(sigma);
 }
 
 }  // namespace
 
-void power_iteration_cpu(at::TensorList weights, at::TensorList us,
-                         at::TensorList vs, int64_t n_iter, double eps) {
+at::Tensor power_iteration_cpu(at::TensorList weights, at::TensorList us,
+                               at::TensorList vs, int64_t n_iter, double eps) {
   check_power_iteration_args(weights, us, vs, n_iter, eps);
-  for (size_t i = 0; i < weights.size(); ++i) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  at::Tensor sigmas = at::empty({L}, at::TensorOptions().dtype(at::kDouble));
+  double* out = sigmas.mutable_data_ptr<double>();
+  for (int64_t i = 0; i < L; ++i) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, weights[i].scalar_type(),
         "spectral_norm_power_iteration_cpu", [&] {
-          power_iteration_one<scalar_t>(weights[i], us[i], vs[i], n_iter, eps);
+          out[i] = power_iteration_one<scalar_t>(weights[i], us[i], vs[i], n_iter, eps);
         });
   }
+  return sigmas;
 }
 
 namespace {
-void power_iteration_cpu_op(at::TensorList weights, at::TensorList us,
-                            at::TensorList vs, int64_t n_iter, double eps) {
-  power_iteration_cpu(weights, us, vs, n_iter, eps);
+at::Tensor power_iteration_cpu_op(at::TensorList weights, at::TensorList us,
+                                  at::TensorList vs, int64_t n_iter, double eps) {
+  return power_iteration_cpu(weights, us, vs, n_iter, eps);
 }
 }  // namespace
 

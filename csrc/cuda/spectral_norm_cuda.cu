@@ -10,7 +10,8 @@
 //           then part[r, j] = sum_{h in chunk r} W[h, j] * ur[h] / den_u;
 //           block (0, 0) also stores u = ur / den_u
 //   finish: one block: t_j = sum_r part[r, j] (in order of r),
-//           v = t / max(||t||, eps)
+//           v = t / max(||t||, eps), and after the last step
+//           sigma = u^T W v = t . v (written as float64)
 // W is read as (A, H, B): W_mat[h, a*B + b] = W[a, h, b] (see lipschitz_ops.h).
 // The workspace (ur and part, in opmath precision) comes from the caching
 // allocator; nothing synchronises with the host.
@@ -86,7 +87,8 @@ __global__ void __launch_bounds__(kSnThreads)
 template <typename scalar_t, typename opmath_t>
 __global__ void __launch_bounds__(kSnFinishThreads)
     sn_finish_kernel(opmath_t* __restrict__ part, int64_t R, int64_t C,
-                     scalar_t* __restrict__ v, opmath_t eps) {
+                     scalar_t* __restrict__ v, opmath_t eps,
+                     double* __restrict__ sigma_out) {
   __shared__ opmath_t den_s;
   opmath_t ss = 0;
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
@@ -99,21 +101,30 @@ __global__ void __launch_bounds__(kSnFinishThreads)
   if (threadIdx.x == 0) den_s = lipschitz::normalize_denominator(ss, eps);
   __syncthreads();
   const opmath_t den = den_s;
+  opmath_t sig = 0;
   for (int64_t j = threadIdx.x; j < C; j += blockDim.x) {
-    v[j] = static_cast<scalar_t>(part[j] / den);
+    const scalar_t vj = static_cast<scalar_t>(part[j] / den);
+    v[j] = vj;
+    sig += part[j] * static_cast<opmath_t>(vj);
+  }
+  if (sigma_out != nullptr) {
+    __syncthreads();  // block_sum's shared scratch is reused
+    sig = cuda::block_sum(sig);
+    if (threadIdx.x == 0) *sigma_out = static_cast<double>(sig);
   }
 }
 
 template <typename scalar_t>
 void power_iteration_layer(const at::Tensor& weight, const at::Tensor& u_t,
                            const at::Tensor& v_t, int64_t n_iter, double eps_d,
-                           cudaStream_t stream) {
+                           double* sigma_out, cudaStream_t stream) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t A = weight.size(0), H = weight.size(1), B = weight.size(2);
   const int64_t C = A * B;
   if (H == 0 || C == 0) {  // torch: mv of an empty matrix is zeros
     if (H > 0) u_t.zero_();
     if (C > 0) v_t.zero_();
+    C10_CUDA_CHECK(cudaMemsetAsync(sigma_out, 0, sizeof(double), stream));
     return;
   }
   const int64_t R = std::min<int64_t>((H + kRowsPerChunk - 1) / kRowsPerChunk, kMaxRowChunks);
@@ -138,32 +149,38 @@ void power_iteration_layer(const at::Tensor& weight, const at::Tensor& u_t,
         W, ur, u, part, A, H, B, rows_per_chunk, eps);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     sn_finish_kernel<scalar_t, opmath_t>
-        <<<1, kSnFinishThreads, 0, stream>>>(part, R, C, v, eps);
+        <<<1, kSnFinishThreads, 0, stream>>>(part, R, C, v, eps,
+                                             it == n_iter - 1 ? sigma_out : nullptr);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
 
 }  // namespace
 
-void power_iteration_cuda(at::TensorList weights, at::TensorList us,
-                          at::TensorList vs, int64_t n_iter, double eps) {
+at::Tensor power_iteration_cuda(at::TensorList weights, at::TensorList us,
+                                at::TensorList vs, int64_t n_iter, double eps) {
   check_power_iteration_args(weights, us, vs, n_iter, eps);
-  if (weights.empty()) return;
+  TORCH_CHECK_VALUE(!weights.empty(), "weights must be a non-empty list");
   c10::cuda::CUDAGuard guard(weights[0].device());
   auto stream = c10::cuda::getCurrentCUDAStream();
-  for (size_t i = 0; i < weights.size(); ++i) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  at::Tensor sigmas = at::empty({L}, weights[0].options().dtype(at::kDouble));
+  double* out = sigmas.mutable_data_ptr<double>();
+  for (int64_t i = 0; i < L; ++i) {
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, weights[i].scalar_type(),
         "spectral_norm_power_iteration_cuda", [&] {
-          power_iteration_layer<scalar_t>(weights[i], us[i], vs[i], n_iter, eps, stream);
+          power_iteration_layer<scalar_t>(weights[i], us[i], vs[i], n_iter, eps,
+                                          out + i, stream);
         });
   }
+  return sigmas;
 }
 
 namespace {
-void power_iteration_cuda_op(at::TensorList weights, at::TensorList us,
-                             at::TensorList vs, int64_t n_iter, double eps) {
-  power_iteration_cuda(weights, us, vs, n_iter, eps);
+at::Tensor power_iteration_cuda_op(at::TensorList weights, at::TensorList us,
+                                   at::TensorList vs, int64_t n_iter, double eps) {
+  return power_iteration_cuda(weights, us, vs, n_iter, eps);
 }
 }  // namespace
 

@@ -31,7 +31,13 @@ When u and v are updated
 * `power_iteration_(module)` runs `n_power_iterations` steps for every
   spectrally normalised layer of `module` (in training mode) in one native
   call per (device, n_power_iterations, eps) group. The kernels read W once
-  per step (both products fused on CPU) and never touch autograd.
+  per step (both products fused on CPU) and never touch autograd. They also
+  return sigma = u^T W v for the new u, v ((W^T u) . v, no extra pass), which
+  the following accesses of `weight` use as long as W, u and v are unchanged
+  (version counters; in training mode; eval recomputes u^T W v); its
+  gradient is the exact u v^T. Changing W through `.data` (own version
+  counter) between `power_iteration_` and a training forward is not seen:
+  update parameters in place under no_grad (as torch.optim does) instead.
 * `iterate_on_forward=True` (the default, torch's behaviour): every access to
   `module.weight` in training mode also runs the iteration, so a WGAN-GP
   critic step that evaluates the critic on real, fake and interpolated
@@ -91,7 +97,9 @@ def power_iteration_ref(weights, us, vs, n_power_iterations, eps):
     """Reference (spec) of the native op: torch's _power_method per layer.
 
     weights[i] is (A, H, B); its matrix is W[h, a*B + b] = weights[i][a, h, b].
+    Updates us, vs in place; returns sigma_i = u_i^T W_i v_i (float64, (L,)).
     """
+    sigmas = []
     with torch.no_grad():
         for w, u, v in zip(weights, us, vs):
             A, H, B = w.shape
@@ -99,15 +107,39 @@ def power_iteration_ref(weights, us, vs, n_power_iterations, eps):
             for _ in range(n_power_iterations):
                 F.normalize(torch.mv(mat, v), dim=0, eps=eps, out=u)
                 F.normalize(torch.mv(mat.H, u), dim=0, eps=eps, out=v)
+            sigmas.append(torch.vdot(u, torch.mv(mat, v)).double())
+    return torch.stack(sigmas) if sigmas else torch.empty(0, dtype=torch.float64)
 
 
 def _run_power_iteration(weights, us, vs, n_power_iterations, eps, impl="auto"):
-    if not weights:
-        return
     if _native.use_native(impl, weights[0].device):
-        torch.ops.wgan_fast.spectral_norm_power_iteration_(weights, us, vs, int(n_power_iterations), float(eps))
-    else:
-        power_iteration_ref(weights, us, vs, n_power_iterations, eps)
+        sigmas = torch.ops.wgan_fast.spectral_norm_power_iteration_(weights, us, vs, int(n_power_iterations), float(eps))
+        # The dispatcher does not bump version counters for a custom op's
+        # mutated arguments: do it, so autograd (and the sigma cache) see it.
+        torch.autograd.graph.increment_version(list(us) + list(vs))
+        return sigmas
+    return power_iteration_ref(weights, us, vs, n_power_iterations, eps)
+
+
+class _CachedSigma(torch.autograd.Function):
+    """sigma = u^T W v with its value taken from the power iteration that
+    just ran (same W, u, v: checked by the caller through version counters),
+    and its true gradient d sigma / dW = u v^T (u, v constants). Saves the
+    matrix-vector product that recomputing sigma would cost on every access."""
+
+    @staticmethod
+    def forward(ctx, weight, u, v, sigma, A, H, B):
+        ctx.save_for_backward(u, v)
+        ctx.shape = (A, H, B)
+        ctx.weight_shape = weight.shape
+        return sigma.to(weight.dtype).clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        u, v = ctx.saved_tensors
+        A, H, B = ctx.shape
+        outer = u.view(1, H, 1) * v.view(A, 1, B)  # d sigma / d W[a, h, b] = u_h v_(a,b)
+        return (g * outer).reshape(ctx.weight_shape), None, None, None, None, None, None
 
 
 class _SpectralNorm(nn.Module):
@@ -136,6 +168,7 @@ class _SpectralNorm(nn.Module):
             v = weight.new_empty(self.A * self.B).normal_(0, 1)
             self.register_buffer("_u", F.normalize(u, dim=0, eps=self.eps))
             self.register_buffer("_v", F.normalize(v, dim=0, eps=self.eps))
+        self._sigma = None  # (key, sigma) of the last power iteration, see sigma()
         self.power_method_(weight, _INIT_ITERATIONS)
 
     def weight3d(self, weight):
@@ -143,15 +176,33 @@ class _SpectralNorm(nn.Module):
         return weight.detach().reshape(self.A, self.H, self.B).contiguous()
 
     def power_method_(self, weight, n_power_iterations=None, impl="auto"):
-        _run_power_iteration(
+        sigmas = _run_power_iteration(
             [self.weight3d(weight)], [self._u], [self._v], n_power_iterations or self.n_power_iterations, self.eps, impl
         )
+        self.remember_sigma_(weight, sigmas[0])
+
+    def _key(self, weight):
+        # Changes whenever W, u or v may have changed: in-place updates bump
+        # version counters (optimizer steps, load_state_dict, the iteration),
+        # new tensors (.to(), .half()) have new storage.
+        return (weight.data_ptr(), weight._version, self._u.data_ptr(), self._u._version, self._v._version)
+
+    def remember_sigma_(self, weight, sigma):
+        self._sigma = (self._key(weight), sigma)
 
     def sigma(self, weight):
         """u^T W v, differentiable in W, u and v constants (cloned: a later
-        in-place update of the buffers must not invalidate this graph)."""
+        in-place update of the buffers must not invalidate this graph).
+        Right after a power iteration on the same W, u, v, its value comes
+        from the iteration's kernel (no extra pass over W)."""
         u = self._u.clone(memory_format=torch.contiguous_format)
         v = self._v.clone(memory_format=torch.contiguous_format)
+        cached = self._sigma
+        # Training mode only (the hot path): eval recomputes, so that eval is
+        # exact even after W was changed through `.data`, which has its own
+        # version counter and so escapes the key.
+        if self.training and cached is not None and cached[0] == self._key(weight) and cached[1].device == weight.device:
+            return _CachedSigma.apply(weight, u, v, cached[1], self.A, self.H, self.B)
         if self.A == 1:  # torch's formula, W = weight.flatten(1)
             return torch.vdot(u, torch.mv(weight.reshape(self.H, self.B), v))
         return torch.vdot(torch.matmul(u, weight.reshape(self.A, self.H, self.B)).reshape(-1), v)
@@ -258,13 +309,16 @@ def power_iteration_(module, *, force=False, impl="auto"):
         if not (p.training or force):
             continue
         key = (w.device, p.n_power_iterations, p.eps)
-        g = groups.setdefault(key, ([], [], []))
+        g = groups.setdefault(key, ([], [], [], []))
         g[0].append(p.weight3d(w))
         g[1].append(p._u)
         g[2].append(p._v)
+        g[3].append((p, w))
     n = 0
-    for (_, n_iter, eps), (ws, us, vs) in groups.items():
-        _run_power_iteration(ws, us, vs, n_iter, eps, impl)
+    for (_, n_iter, eps), (ws, us, vs, owners) in groups.items():
+        sigmas = _run_power_iteration(ws, us, vs, n_iter, eps, impl)
+        for (p, w), sigma in zip(owners, sigmas.unbind(0)):
+            p.remember_sigma_(w, sigma)
         n += len(ws)
     return n
 
@@ -272,7 +326,7 @@ def power_iteration_(module, *, force=False, impl="auto"):
 def _register() -> None:
     @torch.library.register_fake("wgan_fast::spectral_norm_power_iteration_")
     def _(weights, us, vs, n_power_iterations, eps):
-        return None
+        return weights[0].new_empty((len(weights),), dtype=torch.float64)
 
 
 if _native._C is not None:

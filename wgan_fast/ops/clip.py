@@ -92,6 +92,10 @@ def clip_(tensors, bound, *, impl="auto"):
             )
     with torch.no_grad():
         torch.ops.wgan_fast.clip_(tensors, float(bound))
+    # The dispatcher does not bump version counters for a custom op's mutated
+    # arguments: do it, so that autograd detects use of a clipped tensor saved
+    # for backward, as it would after torch.clamp_.
+    torch.autograd.graph.increment_version(tensors)
 
 
 def _register() -> None:
