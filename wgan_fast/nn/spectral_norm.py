@@ -132,7 +132,7 @@ class _CachedSigma(torch.autograd.Function):
         ctx.save_for_backward(u, v)
         ctx.shape = (A, H, B)
         ctx.weight_shape = weight.shape
-        return sigma.to(weight.dtype).clone()
+        return sigma.to(weight.dtype, copy=True)
 
     @staticmethod
     def backward(ctx, g):
