@@ -143,6 +143,18 @@ void test_power_iteration() {
   expect_close(ua, ub, "(A, H, B) weight: u");
   expect_close(va, vb, "(A, H, B) weight: v");
 
+  // through the dispatcher: returns sigma = u^T W v with the new u, v
+  auto op = c10::Dispatcher::singleton()
+                .findSchemaOrThrow("wgan_fast::spectral_norm_power_iteration_", "")
+                .typed<at::Tensor(at::TensorList, at::TensorList, at::TensorList, int64_t, double)>();
+  at::Tensor Wd = at::randn({1, 7, 5}, at::kDouble);
+  at::Tensor ud = at::randn({7}, at::kDouble), vd = at::randn({5}, at::kDouble);
+  at::Tensor sig = op.call({Wd}, {ud}, {vd}, 3, 1e-12);
+  expect(sig.dim() == 1 && sig.size(0) == 1 && sig.scalar_type() == at::kDouble,
+         "power iteration returns one float64 sigma per layer");
+  expect(std::abs(sig.item<double>() - ud.dot(Wd[0].mv(vd)).item<double>()) < 1e-12,
+         "returned sigma equals u^T W v of the updated u, v");
+
   // float16 / bfloat16 close to the float32 result
   for (auto dt : {at::kHalf, at::kBFloat16}) {
     at::Tensor Wl = at::randn({1, 32, 40});
