@@ -130,7 +130,11 @@ def _extension():
     gen = _write_build_config()
     rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
     sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
-    cxx = ["-O3", "-fopenmp-simd"] + CPU_FLAGS
+    # -fopenmp: at::parallel_for is an inline `#pragma omp parallel` in ATen's
+    # headers, so without it every parallel_for of ours runs on one thread.
+    # libgomp.so.1 resolves to the copy torch has already loaded.
+    cxx = ["-O3", "-fopenmp-simd", "-fopenmp"] + CPU_FLAGS
+    link = ["-fopenmp"]
     macros = []
     if WITH_CUDA:
         sources += rel("csrc/cuda/*.cu")
@@ -142,6 +146,7 @@ def _extension():
             include_dirs=[os.path.join(ROOT, "csrc"), gen],
             define_macros=macros,
             extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+            extra_link_args=link,
         )
     return CppExtension(
         "wgan_fast._C",
@@ -149,6 +154,7 @@ def _extension():
         include_dirs=[os.path.join(ROOT, "csrc"), gen],
         define_macros=macros,
         extra_compile_args={"cxx": cxx},
+        extra_link_args=link,
     )
 
 

@@ -43,7 +43,7 @@ def tiny_cfg(tmp_path, **kw):
     return config.resolve({k: v for k, v in base.items()})
 
 
-ALGOS = ["gan", "wgan-clip", "wgan-gp", "wgan-lp"]
+ALGOS = ["gan", "wgan-clip", "wgan-gp", "wgan-lp", "wgan-sn"]
 MODELS = [("mlp", 28), ("dcgan", 28), ("dcgan", 32), ("resnet", 32)]
 
 
@@ -62,6 +62,18 @@ def test_every_algorithm_and_model_trains(tmp_path, algorithm, model, res):
     assert state["step"] == 3
     if algorithm == "wgan-clip":  # every critic weight stays in bounds
         assert all(t.abs().max() <= cfg["clip"] for k, t in state["D"].items() if t.is_floating_point())
+    if algorithm == "wgan-sn":  # sigma ~ 1: the normalised weights have unit spectral norm
+        from wgan_fast import models, nn as wnn
+
+        _, D = train.make_models(cfg, torch.device("cpu"))
+        D.load_state_dict(state["D"])
+        for _ in range(30):
+            wnn.power_iteration_(D)
+        layers = wnn.spectral_norm_layers(D)
+        assert layers, "wgan-sn must normalise the critic's layers"
+        for module, name, _, _ in layers:
+            w = getattr(module, name).detach().flatten(1)
+            assert abs(torch.linalg.matrix_norm(w, 2).item() - 1) < 3e-2  # power iteration: a lower bound of sigma
     assert os.path.exists(os.path.join(run_dir, "samples", "step_00000003.png"))
     assert os.path.exists(os.path.join(run_dir, "samples.gif"))
     assert os.path.exists(os.path.join(run_dir, "losses.png"))
@@ -163,7 +175,7 @@ def _ddp_worker(rank, world, port, cfg, out):
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.parametrize("algorithm", ["wgan-gp"])
+@pytest.mark.parametrize("algorithm", ["wgan-gp", "wgan-sn"])
 def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path, algorithm):
     import socket
 

@@ -8,5 +8,6 @@ still works on the references (a warning says why once).
 __version__ = "0.1.0"
 
 from . import ops, losses  # noqa: E402,F401
+from . import nn  # noqa: E402,F401
 
-__all__ = ["ops", "losses", "__version__"]
+__all__ = ["ops", "losses", "nn", "__version__"]

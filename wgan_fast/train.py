@@ -109,7 +109,8 @@ def make_models(cfg, device):
 
         for m in D.modules():
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.ConvTranspose2d)):
-                wnn.spectral_norm(m, n_power_iterations=cfg["sn_iterations"])
+                # only power_iteration_ iterates: every forward of a critic step shares one sigma
+                wnn.spectral_norm(m, n_power_iterations=cfg["sn_iterations"], iterate_on_forward=False)
     G, D = G.to(device), D.to(device)
     if device.type == "cuda" and not toy and cfg["model"] != "mlp":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)

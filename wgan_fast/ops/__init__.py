@@ -5,11 +5,14 @@ when `native_available(device)`, native insists on it, reference runs the
 PyTorch specification.
 """
 from ._native import BUILD_INFO, native_available, why_unavailable
+from .clip import clip_, clip_ref
 from .grad_penalty import grad_penalty, grad_penalty_ref, grad_penalty_with_norm
 from .interpolate import interpolate, interpolate_ref
 
 __all__ = [
     "BUILD_INFO",
+    "clip_",
+    "clip_ref",
     "grad_penalty",
     "grad_penalty_ref",
     "grad_penalty_with_norm",
