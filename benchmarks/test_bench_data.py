@@ -19,7 +19,8 @@ N_FILES = 512
 def jpeg_folder(tmp_path_factory):
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("jpegs")
+    root = tmp_path_factory.mktemp("jpegs") / "all"  # one class folder, so ImageFolder reads it too
+    root.mkdir()
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (218 // 8, 178 // 8, 3), dtype=np.uint8)
     for i in range(N_FILES):  # smooth-ish images so JPEG sizes are realistic (~10 KB)
@@ -44,17 +45,42 @@ def _run(benchmark, stream, batch, case, variant, baseline, n_batches=8):
         benchmark.extra_info["images_per_s"] = n_batches * batch / benchmark.stats.stats.median
 
 
+class _StockTorchvision:
+    """The stock way: ImageFolder + Resize/CenterCrop/ToTensor/Normalize, DataLoader(num_workers=2)."""
+
+    def __init__(self, root, batch):
+        import torchvision.transforms as T
+        from torchvision.datasets import ImageFolder
+
+        tf = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+        self.it = iter(torch.utils.data.DataLoader(ImageFolder(root, tf), batch_size=batch, shuffle=True,
+                                                   num_workers=2, persistent_workers=True, drop_last=True))
+        self.root, self.batch, self.tf = root, batch, tf
+
+    def next(self):
+        try:
+            return next(self.it)
+        except StopIteration:
+            self.__init__(self.root, self.batch)
+            return next(self.it)
+
+
 @pytest.mark.parametrize("batch", [64, 256])
-@pytest.mark.parametrize("variant", ["dali", "dataloader"])
+@pytest.mark.parametrize("variant", ["dali", "ours-dataloader", "stock-torchvision"])
 def test_jpeg_folder(benchmark, jpeg_folder, batch, variant):
+    """DALI and our DataLoader fallback against the stock torchvision pipeline."""
+    import os
+
     if variant == "dali" and not files.dali_available():
         pytest.skip("DALI not installed")
     if variant == "dali":
         stream = files.DALIStream(jpeg_folder, None, 64, 3, batch, "cpu", num_threads=2)
-    else:
+    elif variant == "ours-dataloader":
         stream = files.DataLoaderStream(jpeg_folder, None, 64, 3, batch, "cpu", num_workers=2)
+    else:
+        stream = _StockTorchvision(os.path.dirname(os.path.dirname(jpeg_folder[0])), batch)
     _run(benchmark, stream, batch, f"cpu jpeg 178x218 -> 64x64 B={batch}", variant,
-         "dataloader" if variant != "dataloader" else None, n_batches=max(2, 1024 // batch))
+         "stock-torchvision" if variant != "stock-torchvision" else None, n_batches=2 if batch == 256 else 4)
 
 
 @pytest.mark.parametrize("batch", [64, 256])
