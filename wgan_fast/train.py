@@ -220,6 +220,7 @@ def train(cfg: dict, data=None) -> str:
     if sn:
         from . import nn as wnn  # noqa: PLC0415
     t_start, t_log, images = time.time(), time.time(), 0
+    limit_min = cfg["max_minutes"] or (cfg["cpu_max_minutes"] if device.type == "cpu" else 0.0)
     last_good = ckpt_path
 
     def save(step):
@@ -254,7 +255,11 @@ def train(cfg: dict, data=None) -> str:
         if cfg["ema"] > 0:
             ema_update(G_ema, G, cfg["ema"])
         step += 1
-        out_of_time = cfg["max_minutes"] > 0 and (time.time() - t_start) / 60 >= cfg["max_minutes"]
+        out_of_time = limit_min > 0 and (time.time() - t_start) / 60 >= limit_min
+        if world > 1 and limit_min > 0:  # every rank stops at the same step (one sync per step, only with a limit)
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
         if step % cfg["log_every"] == 0 or step == cfg["steps"] or out_of_time:
             values = metrics.fetch_and_reset()
             now = time.time()
