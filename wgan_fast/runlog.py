@@ -39,12 +39,14 @@ class RunLog:
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, step)
 
-    def progress(self, step: int, values: dict, start_step: int) -> None:
+    def progress(self, step: int, values: dict, start_step: int, limit_minutes: float = 0.0) -> None:
         if not self.enabled:
             return
         now = time.time()
         rate = (step - start_step) / max(now - self.t0, 1e-9)
         eta = (self.total - step) / max(rate, 1e-9)
+        if limit_minutes > 0:  # a wall-time limit ends the run first
+            eta = min(eta, max(0.0, limit_minutes * 60 - (now - self.t0)))
         bar = "#" * int(30 * step / self.total)
         print(f"\r[{bar:<30s}] {step}/{self.total} {rate:.2f} it/s ETA {eta / 60:.1f} min "
               f"W={values.get('wdist', 0):.3f} D={values.get('loss_d', 0):.3f} G={values.get('loss_g', 0):.3f} "

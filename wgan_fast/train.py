@@ -275,7 +275,7 @@ def train(cfg: dict, data=None) -> str:
                                      f"before using the NaN weights ({where}). Resume with --resume after lowering "
                                      f"lr_d/lr_g, or set --on-nonfinite rollback.")
             log.metrics(step, values)
-            log.progress(step, values, start)
+            log.progress(step, values, start, limit_min)
         if step % cfg["sample_every"] == 0 or step == cfg["steps"] or out_of_time:
             with torch.no_grad():
                 grid = G_ema(fixed_z, fixed_y) if cfg["ema"] > 0 else G.eval()(fixed_z, fixed_y)
