@@ -225,3 +225,77 @@ def test_toy_8gaussians_covers_every_mode(tmp_path):
     near = (torch.cdist(pts, centers).min(1).values < 0.5).float().mean()
     assert near > 0.5, f"only {near:.2f} of the samples lie near a mode"
     assert os.path.exists(os.path.join(run_dir, "samples", "step_00000500.png"))  # the contour plot
+
+
+def test_wgan_gp_critic_step_known_answer():
+    """One critic step on a tiny linear-ish critic equals a hand-written WGAN-GP step."""
+    from torch import nn
+
+    from wgan_fast import step as step_mod
+
+    torch.manual_seed(0)
+    cfg = config.resolve({"algorithm": "wgan-gp", "gp_weight": "10"})
+    D = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    D_ref = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    D_ref.load_state_dict(D.state_dict())
+    G = lambda z, y=None: z.view(-1, 1, 2, 2)  # noqa: E731  (an identity "generator")
+    real, z, alpha = torch.randn(5, 1, 2, 2), torch.randn(5, 4), torch.rand(5)
+    opt = torch.optim.SGD(D.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    from contextlib import nullcontext
+
+    parts = step_mod.Parts(cfg, G, lambda x, y=None: D(x).squeeze(1), opt, opt, scaler, scaler, nullcontext,
+                           lambda m: None, step_mod.Metrics("cpu"))
+    parts.D = type("W", (), {"__call__": lambda self, x, y=None: D(x).squeeze(1), "parameters": D.parameters,
+                             "modules": D.modules})()
+    step_mod.critic_step(parts, real, None, z, alpha, critic_iter=0)
+    # by hand
+    fake = z.view(-1, 1, 2, 2)
+    x_hat = (alpha.view(-1, 1, 1, 1) * real + (1 - alpha.view(-1, 1, 1, 1)) * fake).requires_grad_()
+    (g,) = torch.autograd.grad(D_ref(x_hat).sum(), x_hat, create_graph=True)
+    gp = 10 * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    loss = D_ref(fake).mean() - D_ref(real).mean() + gp
+    loss.backward()
+    with torch.no_grad():
+        for p in D_ref.parameters():
+            p -= 0.1 * p.grad
+    for a, b in zip(D.parameters(), D_ref.parameters()):
+        torch.testing.assert_close(a, b)
+    m = parts.metrics.fetch_and_reset()
+    assert abs(m["loss_d"] - loss.item()) < 1e-5 and abs(m["penalty"] - gp.item()) < 1e-5
+
+
+def test_n_critic_schedule(tmp_path):
+    cfg = tiny_cfg(tmp_path, n_critic=3, steps=4, log_every=4)
+    run_dir = train.train(cfg, data=TinyImages())
+    (row,) = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert row["critic_steps"] == 12  # 3 critic updates per generator update
+
+
+def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "wgan_fast.train", "--preset", "toy-8gaussians", "--steps", "100000",
+            "--ckpt-every", "5", "--log-every", "5", "--sample-every", "100000", "--out-dir", str(tmp_path),
+            "--name", "k", "--tensorboard", "false"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "k"
+    deadline = time.time() + 120
+    while len(checkpoint.list_checkpoints(str(run_dir))) < 3 and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state, path = checkpoint.load_latest(str(run_dir))  # every final-named file is whole
+    assert state is not None and state["step"] % 5 == 0
+    for p in checkpoint.list_checkpoints(str(run_dir)):
+        torch.load(p, weights_only=True)
+    again = list(args)
+    again[again.index("--steps") + 1] = str(state["step"] + 10)
+    resumed = subprocess.run(again + ["--resume", "true"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final, _ = checkpoint.load_latest(str(run_dir))
+    assert final["step"] == state["step"] + 10
+    assert not list(run_dir.glob(".ckpt_*.tmp"))

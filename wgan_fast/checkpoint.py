@@ -44,6 +44,12 @@ def _fsync_dir(path: str) -> None:
 def save(state: dict, run_dir: str, step: int, keep: int) -> str:
     """Write `state` as the checkpoint of `step`; keep the newest `keep` files."""
     os.makedirs(run_dir, exist_ok=True)
+    # temporaries left by a writer that was killed mid-write are never loaded; remove them
+    for stale in glob.glob(os.path.join(run_dir, ".ckpt_*.tmp")):
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
     final = path_for(run_dir, step)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt_", suffix=".tmp", dir=run_dir)
     try:
