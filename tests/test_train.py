@@ -228,26 +228,30 @@ def test_toy_8gaussians_covers_every_mode(tmp_path):
 
 
 def test_wgan_gp_critic_step_known_answer():
-    """One critic step on a tiny linear-ish critic equals a hand-written WGAN-GP step."""
+    """One critic step on a tiny critic equals a hand-written WGAN-GP step."""
+    from contextlib import nullcontext
+
     from torch import nn
 
     from wgan_fast import step as step_mod
 
+    class TinyCritic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+
+        def forward(self, x, labels=None):
+            return self.net(x).squeeze(1)
+
     torch.manual_seed(0)
     cfg = config.resolve({"algorithm": "wgan-gp", "gp_weight": "10"})
-    D = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
-    D_ref = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    D, D_ref = TinyCritic(), TinyCritic()
     D_ref.load_state_dict(D.state_dict())
     G = lambda z, y=None: z.view(-1, 1, 2, 2)  # noqa: E731  (an identity "generator")
     real, z, alpha = torch.randn(5, 1, 2, 2), torch.randn(5, 4), torch.rand(5)
     opt = torch.optim.SGD(D.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    from contextlib import nullcontext
-
-    parts = step_mod.Parts(cfg, G, lambda x, y=None: D(x).squeeze(1), opt, opt, scaler, scaler, nullcontext,
-                           lambda m: None, step_mod.Metrics("cpu"))
-    parts.D = type("W", (), {"__call__": lambda self, x, y=None: D(x).squeeze(1), "parameters": D.parameters,
-                             "modules": D.modules})()
+    parts = step_mod.Parts(cfg, G, D, opt, opt, scaler, scaler, nullcontext, lambda m: None, step_mod.Metrics("cpu"))
     step_mod.critic_step(parts, real, None, z, alpha, critic_iter=0)
     # by hand
     fake = z.view(-1, 1, 2, 2)
