@@ -125,7 +125,10 @@ def make_optimizer(cfg, params, lr, device):
 
 
 @torch.no_grad()
-def ema_update(ema, model, decay):
+def ema_update(ema, model, decay, step):
+    # warm-up: early on the average follows the model closely, so short runs
+    # (a CPU's ten minutes) still sample from a trained generator
+    decay = min(decay, (1 + step) / (10 + step))
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm, 1 - decay)
     for be, bm in zip(ema.buffers(), model.buffers()):
@@ -253,7 +256,7 @@ def train(cfg: dict, data=None) -> str:
         generator_step(parts, z, y)
         sched_g.step(), sched_d.step()
         if cfg["ema"] > 0:
-            ema_update(G_ema, G, cfg["ema"])
+            ema_update(G_ema, G, cfg["ema"], step)
         step += 1
         out_of_time = limit_min > 0 and (time.time() - t_start) / 60 >= limit_min
         if world > 1 and limit_min > 0:  # every rank stops at the same step (one sync per step, only with a limit)
