@@ -1,6 +1,6 @@
 """A dataset held whole on the device (uint8), drawn in shuffled batches by
-on-device indexing: one host-to-device copy of a permutation per epoch, no
-host work and no host synchronisation per batch."""
+on-device indexing: one host-to-device copy of the epoch's permutation (and
+flips) per epoch, no host work and no host synchronisation per batch."""
 from __future__ import annotations
 
 import torch
@@ -20,16 +20,24 @@ class ResidentStream:
         self.labels = labels.to(self.device) if labels is not None else None
         self.order = BatchOrder(len(images), batch_size, seed, rank, world_size)
         self.flip, self.k = flip, 0
-        self._epoch, self._perm = -1, None
+        self._epoch, self._perm, self._flips = -1, None, None
+
+    def _load_epoch(self, epoch):
+        self._perm = self.order.permutation(epoch).to(self.device)
+        if self.flip:  # every batch's flips of the epoch, copied once
+            first = epoch * self.order.per_epoch
+            flips = torch.stack([self.order.flips(k) for k in range(first, first + self.order.per_epoch)])
+            self._flips = flips.to(self.device)
+        self._epoch = epoch
 
     def next(self):
         epoch, start = self.order.locate(self.k)
         if epoch != self._epoch:
-            self._perm, self._epoch = self.order.permutation(epoch).to(self.device), epoch
+            self._load_epoch(epoch)
         idx = self._perm[start: start + self.order.B]
         x = self.images.index_select(0, idx).float().div_(127.5).sub_(1.0)
         if self.flip:
-            mask = self.order.flips(self.k).to(self.device, non_blocking=True).view(-1, 1, 1, 1)
+            mask = self._flips[self.k - epoch * self.order.per_epoch].view(-1, 1, 1, 1)
             x = torch.where(mask, x.flip(3), x)
         y = self.labels.index_select(0, idx) if self.labels is not None else None
         self.k += 1
