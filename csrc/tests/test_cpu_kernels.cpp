@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "harness.h"
 #include "gp_math.h"
 #include "gp_ops.h"
 
@@ -17,42 +18,9 @@ namespace {
 
 const wgan_fast::RowKernels& K() { return wgan_fast::cpu_kernels(); }
 
-int g_failures = 0;
-int g_checks = 0;
-
-void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    std::cerr << "FAILED: " << what << "\n";
-  }
-}
-
-void expect_close(const at::Tensor& a, const at::Tensor& b, const std::string& what,
-                  double rtol = 1e-5, double atol = 1e-6) {
-  const bool ok = a.sizes() == b.sizes() &&
-                  at::allclose(a.to(at::kDouble), b.to(at::kDouble), rtol, atol);
-  if (!ok) {
-    std::cerr << "  max abs diff "
-              << (a.sizes() == b.sizes()
-                      ? (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>()
-                      : -1.0)
-              << "\n";
-  }
-  expect(ok, what);
-}
-
-void expect_throws(const std::function<void()>& f, const std::string& needle,
-                   const std::string& what) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
-    expect(msg.find(needle) != std::string::npos, what + " (message: " + msg + ")");
-    return;
-  }
-  expect(false, what + " (no error raised)");
-}
+using harness::expect;
+using harness::expect_close;
+using harness::expect_throws;
 
 at::Tensor per_sample(const at::Tensor& v, const at::Tensor& like) {
   std::vector<int64_t> shape(like.dim(), 1);
@@ -195,6 +163,5 @@ int main() {
   test_grad_penalty();
   test_bad_input();
   test_dispatcher();
-  std::cout << (g_checks - g_failures) << " passed, " << g_failures << " failed\n";
-  return g_failures == 0 ? 0 : 1;
+  return harness::summary();
 }

@@ -12,40 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "harness.h"
 #include "lipschitz_math.h"
 #include "lipschitz_ops.h"
 
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
-
-void expect(bool ok, const std::string& what) {
-  ++g_checks;
-  if (!ok) {
-    ++g_failures;
-    std::cerr << "FAILED: " << what << "\n";
-  }
-}
-
-void expect_close(const at::Tensor& a, const at::Tensor& b, const std::string& what,
-                  double rtol = 1e-5, double atol = 1e-6) {
-  const bool ok = a.sizes() == b.sizes() &&
-                  at::allclose(a.to(at::kDouble), b.to(at::kDouble), rtol, atol);
-  expect(ok, what);
-}
-
-void expect_throws(const std::function<void()>& f, const std::string& needle,
-                   const std::string& what) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
-    expect(msg.find(needle) != std::string::npos, what + " (message: " + msg + ")");
-    return;
-  }
-  expect(false, what + " (no error raised)");
-}
+using harness::expect;
+using harness::expect_close;
+using harness::expect_throws;
 
 bool same_with_nan(const at::Tensor& a, const at::Tensor& b) {
   return at::equal(a.isnan(), b.isnan()) && at::equal(at::nan_to_num(a), at::nan_to_num(b));
@@ -194,6 +169,5 @@ int main() {
   test_clip();
   test_power_iteration();
   test_bad_input();
-  std::cout << (g_checks - g_failures) << " passed, " << g_failures << " failed\n";
-  return g_failures == 0 ? 0 : 1;
+  return harness::summary();
 }

@@ -13,12 +13,21 @@ DALI pipeline mid-run.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
+from .formats import report_unreadable
 from .order import BatchOrder
+
+
+class _FileStream:
+    """What the file streams share: position, labels of a batch, flips."""
+
+    def _labels(self, idx: torch.Tensor):
+        return torch.from_numpy(self.labels[idx.numpy()]).to(self.device) if self.labels is not None else None
+
+    def state_dict(self):
+        return {"k": self.k}
 
 
 def check_files(paths, labels, on_corrupt="skip", max_corrupt=0.01):
@@ -36,12 +45,7 @@ def check_files(paths, labels, on_corrupt="skip", max_corrupt=0.01):
             bad.append(p)
             continue
         keep.append(i)
-    if bad:
-        msg = f"skipped {len(bad)} unreadable image(s) of {len(paths)}: " + ", ".join(bad[:10]) + (
-            " ..." if len(bad) > 10 else "")
-        if len(bad) > max_corrupt * len(paths):
-            raise ValueError(msg + f" -- more than max_corrupt={max_corrupt:.2%} of the folder; check the data")
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    report_unreadable(bad, len(paths), max_corrupt)
     paths = [paths[i] for i in keep]
     labels = labels[np.asarray(keep)] if labels is not None else None
     return paths, labels
@@ -56,7 +60,7 @@ def dali_available() -> bool:
         return False
 
 
-class DALIStream:
+class DALIStream(_FileStream):
     """DALI pipeline: external source (our order) -> decode -> resize shorter
     side -> centre crop + flip + normalise to [-1, 1], CHW float."""
 
@@ -111,13 +115,9 @@ class DALIStream:
             feed_ndarray(t, x, cuda_stream=torch.cuda.current_stream(self.device))
         else:
             x = torch.from_numpy(np.array(out.as_tensor()))
-        idx = self.order.indices(self.k)
-        y = torch.from_numpy(self.labels[idx.numpy()]).to(self.device) if self.labels is not None else None
+        y = self._labels(self.order.indices(self.k))
         self.k += 1
         return x, y
-
-    def state_dict(self):
-        return {"k": self.k}
 
     def load_state_dict(self, state):
         self.k = int(state["k"])
@@ -149,7 +149,7 @@ class _OrderSampler(torch.utils.data.Sampler):
             k += 1
 
 
-class DataLoaderStream:
+class DataLoaderStream(_FileStream):
     """torchvision-style DataLoader with worker processes decoding with PIL."""
 
     def __init__(self, paths, labels, resolution, channels, batch_size, device, seed=0, rank=0, world_size=1,
@@ -176,12 +176,9 @@ class DataLoaderStream:
         if self.flip:
             mask = self.order.flips(self.k).to(self.device).view(-1, 1, 1, 1)
             x = torch.where(mask, x.flip(3), x)
-        y = torch.from_numpy(self.labels[idx.numpy()]).to(self.device) if self.labels is not None else None
+        y = self._labels(idx)
         self.k += 1
         return x, y
-
-    def state_dict(self):
-        return {"k": self.k}
 
     def load_state_dict(self, state):
         self.k, self._it = int(state["k"]), None

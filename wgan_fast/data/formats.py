@@ -129,6 +129,16 @@ def decode_image(path: str, resolution: int, channels: int, crop: str = "center"
     return (arr[..., None] if channels == 1 else arr), smaller
 
 
+def report_unreadable(bad, total, max_corrupt):
+    """Warn with the count and names of skipped files; raise above max_corrupt."""
+    if not bad:
+        return
+    msg = f"skipped {len(bad)} unreadable image(s) of {total}: " + ", ".join(bad[:10]) + (" ..." if len(bad) > 10 else "")
+    if len(bad) > max_corrupt * total:
+        raise ValueError(msg + f" -- more than max_corrupt={max_corrupt:.2%} of the folder; check the data")
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
 def decode_folder(paths, labels, resolution, channels, crop="center", on_corrupt="skip", max_corrupt=0.01,
                   on_small="upscale"):
     """Decode every file; corrupt files are skipped and reported (or raise).
@@ -154,12 +164,7 @@ def decode_folder(paths, labels, resolution, channels, crop="center", on_corrupt
             small.append(p)
         images.append(arr)
         keep.append(i)
-    if bad:
-        msg = f"skipped {len(bad)} unreadable image(s) of {len(paths)}: " + ", ".join(bad[:10]) + (
-            " ..." if len(bad) > 10 else "")
-        if len(bad) > max_corrupt * len(paths):
-            raise ValueError(msg + f" -- more than max_corrupt={max_corrupt:.2%} of the folder; check the data")
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    report_unreadable(bad, len(paths), max_corrupt)
     if small:
         warnings.warn(f"upscaled {len(small)} image(s) smaller than {resolution}x{resolution}, e.g. {small[0]}",
                       RuntimeWarning, stacklevel=2)
