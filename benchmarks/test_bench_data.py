@@ -53,8 +53,10 @@ class _StockTorchvision:
         from torchvision.datasets import ImageFolder
 
         tf = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
+        # forkserver only so that forking after DALI's threads cannot hang this benchmark process
         self.it = iter(torch.utils.data.DataLoader(ImageFolder(root, tf), batch_size=batch, shuffle=True,
-                                                   num_workers=2, persistent_workers=True, drop_last=True))
+                                                   num_workers=2, persistent_workers=True, drop_last=True,
+                                                   multiprocessing_context=files.worker_context()))
         self.root, self.batch, self.tf = root, batch, tf
 
     def next(self):

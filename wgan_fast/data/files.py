@@ -124,6 +124,16 @@ class DALIStream(_FileStream):
         self._build()  # restart the pipeline's feed at k
 
 
+def worker_context():
+    """Workers are started from a clean forkserver, not forked from this
+    process: a fork while other threads (DALI's, OpenMP's, CUDA's) hold a lock
+    can leave the child deadlocked (seen here: a hang after a DALI pipeline
+    had run in the same process)."""
+    import multiprocessing as mp  # noqa: PLC0415
+
+    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+
+
 class _FileDataset(torch.utils.data.Dataset):
     def __init__(self, paths, resolution, channels, crop):
         self.paths, self.resolution, self.channels, self.crop = paths, resolution, channels, crop
@@ -165,7 +175,8 @@ class DataLoaderStream(_FileStream):
         loader = torch.utils.data.DataLoader(
             _FileDataset(self.paths, *self.args), batch_sampler=_OrderSampler(self.order, self.k),
             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=self.num_workers > 0, prefetch_factor=4 if self.num_workers > 0 else None)
+            persistent_workers=self.num_workers > 0, prefetch_factor=4 if self.num_workers > 0 else None,
+            multiprocessing_context=worker_context() if self.num_workers > 0 else None)
         return iter(loader)
 
     def next(self):
