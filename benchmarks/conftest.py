@@ -13,30 +13,16 @@ import time
 import pytest
 import torch
 
+from wgan_fast.runtime import keep_freed_memory
+
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 
-def _steady_allocator():
-    """Keep freed memory in the process (glibc): no trimming back to the OS and
-    no mmap for blocks up to 32 MB. Otherwise every fresh multi-MB tensor costs
-    hundreds of page faults, and which benchmark pays them depends on the heap
-    state the previous benchmark left: medians of the same case moved 5x
-    between runs. Both variants of every case run under the same setting.
-    WGAN_FAST_BENCH_MALLOC=default keeps glibc's behaviour."""
-    if os.environ.get("WGAN_FAST_BENCH_MALLOC") == "default" or platform.system() != "Linux":
-        return "default"
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        ok = libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        return "steady (mmap threshold 32 MB, no trim)" if ok else "default"
-    except OSError:
-        return "default"
-
-
-ALLOCATOR = _steady_allocator()
+# Freed memory stays in the process (see wgan_fast.runtime): otherwise page
+# faults on fresh multi-MB tensors land on whichever case meets a trimmed
+# heap, and medians of the same case moved 5x between runs. Both variants of
+# every case run under the same setting; WGAN_FAST_BENCH_MALLOC=default off.
+ALLOCATOR = keep_freed_memory()
 
 
 def _rows(session):

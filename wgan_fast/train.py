@@ -325,6 +325,10 @@ def main(argv=None):
     except config.ConfigError as exc:
         print(f"wgan_fast.train: invalid config: {exc}", file=sys.stderr)
         return 2
+    if cfg["device"] == "cpu" or (cfg["device"] == "auto" and not torch.cuda.is_available()):
+        from .runtime import keep_freed_memory  # noqa: PLC0415
+
+        keep_freed_memory()  # no page faults on every step's fresh activations
     try:
         run_dir = train_with_rollback(cfg)
     except NonFiniteError as exc:
