@@ -61,13 +61,14 @@ torch_spec() {
 
 ensure_packages() {
   local want have
-  want="$(torch_spec) | $(sha256sum requirements-dev.txt | cut -c1-16)"
+  want="$(torch_spec) | $(cat requirements-dev.txt requirements-nodeps.txt | sha256sum | cut -c1-16)"
   have=$(cat "$VENV/.wgan_fast_packages" 2>/dev/null || true)
   if [ "$want" != "$have" ]; then
     log "installing Python packages ($(torch_spec)) into $VENV"
     "$PY" -m pip install -q --upgrade pip
     # shellcheck disable=SC2046
     "$PY" -m pip install -q $(torch_spec) -r requirements-dev.txt
+    "$PY" -m pip install -q --no-deps -r requirements-nodeps.txt
     echo "$want" > "$VENV/.wgan_fast_packages"
   fi
 }

@@ -1,0 +1,102 @@
+"""Load a trained run folder (`runs/<name>/`) for evaluation and generation.
+
+`load_run(run_dir)` rebuilds the generator, its EMA and the critic from the
+checkpoint's own config and loads their weights; `generate(run, n)` draws
+images from it. Every command that reads a run (evaluate, sample,
+interpolate, export, adapt, anomaly) goes through here, so they all refuse a
+bad folder with the same clear messages.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from . import checkpoint
+
+
+@dataclass
+class Run:
+    run_dir: str
+    ckpt_path: str
+    step: int
+    cfg: dict
+    G: torch.nn.Module       # the trained generator (eval mode)
+    G_ema: torch.nn.Module   # its exponential moving average (== G when the run kept none)
+    D: torch.nn.Module       # the critic (eval mode)
+    device: torch.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg["num_classes"] if self.cfg["conditional"] else 0
+
+    @property
+    def z_dim(self) -> int:
+        return self.cfg["z_dim"]
+
+
+def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
+    """The newest readable checkpoint of `run_dir` (or the file `ckpt`), as a Run."""
+    from .train import make_models  # noqa: PLC0415 - train imports heavy optional parts lazily
+
+    device = torch.device(device)
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    if ckpt:
+        try:
+            state, path = torch.load(ckpt, map_location=device, weights_only=True), ckpt
+        except FileNotFoundError:
+            raise FileNotFoundError(f"checkpoint not found: {ckpt}") from None
+    else:
+        state, path = checkpoint.load_latest(run_dir, map_location=device)
+        if state is None:
+            found = checkpoint.list_checkpoints(run_dir)
+            raise FileNotFoundError(
+                f"no readable checkpoint in {run_dir} "
+                + (f"({len(found)} file(s) failed to load)" if found else "(no ckpt_*.pt files: was it trained?)"))
+    for key in ("config", "G", "D", "step"):
+        if key not in state:
+            raise ValueError(f"{path} is not a wgan_fast checkpoint (no {key!r} entry)")
+    cfg = state["config"]
+    G, D = make_models(cfg, device)
+    G_ema = make_models(cfg, device)[0]
+    for name, module, weights in (("G", G, state["G"]), ("D", D, state["D"]),
+                                  ("G_ema", G_ema, state.get("G_ema", state["G"]))):
+        try:
+            module.load_state_dict(weights)
+        except RuntimeError as exc:
+            arch = f"model={cfg['model']}, resolution={cfg['resolution']}, channels={cfg['channels']}"
+            raise ValueError(f"{path}: the {name} weights do not fit the architecture of the run's config "
+                             f"({arch}): {str(exc).splitlines()[0]}") from None
+    if not cfg.get("ema", 0):
+        G_ema = G
+    for m in (G, G_ema, D):
+        m.eval().requires_grad_(False)
+    return Run(run_dir, path, int(state["step"]), cfg, G, G_ema, D, device)
+
+
+@torch.no_grad()
+def generate(run: Run, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
+             ema: bool = True, z: torch.Tensor | None = None):
+    """(images in [-1, 1] float32 on CPU, NCHW; labels or None) of `n` samples.
+
+    Conditional runs draw labels uniformly unless `labels` (n,) is given.
+    Latents `z` (n, z_dim) may be given; else drawn from N(0, I) with `seed`.
+    """
+    G = run.G_ema if ema else run.G
+    gen = torch.Generator().manual_seed(seed)
+    if z is None:
+        z = torch.randn(n, run.z_dim, generator=gen)
+    if run.num_classes:
+        if labels is None:
+            labels = torch.randint(0, run.num_classes, (n,), generator=gen)
+        labels = labels.long()
+        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= run.num_classes:
+            raise ValueError(f"labels must be ({n},) integers in [0, {run.num_classes})")
+    out = []
+    for i in range(0, n, batch_size):
+        y = labels[i:i + batch_size].to(run.device) if run.num_classes else None
+        out.append(G(z[i:i + batch_size].to(run.device), y).float().clamp(-1, 1).cpu())
+    images = torch.cat(out) if out else torch.empty(0)
+    return images, (labels if run.num_classes else None)
