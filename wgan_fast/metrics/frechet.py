@@ -1,0 +1,62 @@
+"""Fréchet distance between Gaussians fitted to features (FID, Heusel et al. 2017).
+
+FID = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .checks import as_features, same_dim
+
+
+def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (D,), covariance (D, D)) in float64; the covariance with the
+    unbiased 1/(N-1) normalisation, as every FID implementation uses."""
+    f = as_features(features)
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """The Fréchet (2-Wasserstein) distance squared between N(mu1, sigma1) and N(mu2, sigma2)."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"frechet_distance: shapes do not match: mu1 {mu1.shape}, sigma1 {sigma1.shape}, "
+                         f"mu2 {mu2.shape}, sigma2 {sigma2.shape}")
+    for name, a in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(a).all():
+            raise ValueError(f"frechet_distance: {name} contains NaN or infinite values")
+    # tr (S1 S2)^(1/2) from symmetric matrices only: S1 S2 has the eigenvalues of
+    # S1^(1/2) S2 S1^(1/2), which is symmetric PSD. eigh stays real and exact
+    # enough for singular covariances (fewer samples than dimensions), where a
+    # general sqrtm needs an eps offset or returns complex noise.
+    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = root1 @ sigma2 @ root1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    fid = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+    return max(fid, 0.0)  # the exact value is >= 0; a negative one is rounding (identical sets)
+
+
+def fid_from_features(f_real, f_fake) -> float:
+    """FID between two feature sets (N, D). Warns when a set has no more samples
+    than dimensions: the covariance is then singular and FID biased upward."""
+    f_real, f_fake = as_features(f_real, "f_real"), as_features(f_fake, "f_fake")
+    same_dim(f_real, f_fake)
+    warn_if_biased(len(f_real), len(f_fake), f_real.shape[1])
+    return frechet_distance(*feature_stats(f_real), *feature_stats(f_fake))
+
+
+def warn_if_biased(n_real: int, n_fake: int, dim: int) -> str | None:
+    """The warning (also returned) for sample counts too small for a dim-d covariance."""
+    if min(n_real, n_fake) > dim:
+        return None
+    msg = (f"FID from {n_real} real and {n_fake} generated samples of {dim}-d features: with no more samples than "
+           f"dimensions the covariance is singular and FID is biased upward (it is biased at every finite count); "
+           f"compare only numbers computed from the same sample counts")
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return msg
