@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import ops
+from .nn.penalty_layers import input_grad_only
 from .ops._native import opmath_dtype
 
 
@@ -25,7 +26,9 @@ def gradient_penalty(
     Draws alpha ~ U[0, 1) per sample unless given, interpolates with the fused
     op, runs `critic(x_hat, **critic_kwargs)`, takes the gradient with respect
     to x_hat only (`create_graph=True`, so `loss.backward()` reaches the
-    critic's parameters), and applies the fused penalty.
+    critic's parameters), and applies the fused penalty. Critics built from
+    wgan_fast.nn.penalty_layers (all of wgan_fast.models') get the cheap
+    double backward; any other critic works as with stock autograd.
 
     With an fp16 `torch.amp.GradScaler` as `scaler`, the critic output is
     scaled before the gradient and the gradient unscaled before the penalty,
@@ -40,7 +43,8 @@ def gradient_penalty(
     if alpha is None:
         alpha = torch.rand(real.shape[0], device=real.device, dtype=opmath_dtype(real.dtype))
     x_hat = ops.interpolate(real, fake, alpha, impl=impl).requires_grad_(True)
-    out = critic(x_hat, **critic_kwargs)
+    with input_grad_only():  # our critic layers then skip weight gradients the penalty does not use
+        out = critic(x_hat, **critic_kwargs)
     target = out.sum()
     scale = None
     if scaler is not None and scaler.is_enabled():

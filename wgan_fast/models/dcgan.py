@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn.penalty_layers import Conv2d, LeakyReLU
 from .layers import ClassEmbedding, Projection, critic_norm
 
 # resolution -> (first feature map size, number of stride-2 up/down layers)
@@ -51,13 +52,14 @@ class DCGANCritic(nn.Module):
         super().__init__()
         size0, n_down = geometry(resolution)
         self.num_classes = num_classes
-        layers = [nn.Conv2d(channels, base, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        # the critic's layers have the cheap double backward of the penalty (wgan_fast.nn.penalty_layers)
+        layers = [Conv2d(channels, base, 4, 2, 1), LeakyReLU(0.2)]
         ch = base
         for _ in range(n_down - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1), critic_norm(norm, ch * 2), nn.LeakyReLU(0.2, True)]
+            layers += [Conv2d(ch, ch * 2, 4, 2, 1), critic_norm(norm, ch * 2), LeakyReLU(0.2)]
             ch *= 2
         self.features = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
-        self.out = nn.Conv2d(ch, 1, size0, 1, 0)
+        self.out = Conv2d(ch, 1, size0, 1, 0)
         self.proj = Projection(num_classes, ch) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,6 +6,7 @@ import math
 import torch
 from torch import nn
 
+from ..nn.penalty_layers import LeakyReLU
 from .layers import ClassEmbedding, Projection
 
 
@@ -44,7 +45,7 @@ class MLPCritic(nn.Module):
         dims = [math.prod(self.in_shape), *hidden]
         layers = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b)] + ([nn.LayerNorm(b)] if norm == "layer" else []) + [nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(a, b)] + ([nn.LayerNorm(b)] if norm == "layer" else []) + [LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.out = nn.Linear(dims[-1], 1)
         self.proj = Projection(num_classes, dims[-1]) if num_classes else None

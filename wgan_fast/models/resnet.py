@@ -10,7 +10,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..nn.penalty_layers import Conv2d, leaky_relu
 from .layers import ClassEmbedding, Projection, critic_norm
+
+
+def relu(x):
+    """ReLU with the cheap double backward of the penalty (wgan_fast.nn.penalty_layers)."""
+    return leaky_relu(x, 0.0)
 
 
 class ResBlockUp(nn.Module):
@@ -32,14 +38,14 @@ class ResBlockDown(nn.Module):
     def __init__(self, cin: int, cout: int, down: bool, norm: str, first: bool = False):
         super().__init__()
         self.down, self.first = down, first
-        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1), nn.Conv2d(cout, cout, 3, 1, 1)
+        self.conv1, self.conv2 = Conv2d(cin, cout, 3, 1, 1), Conv2d(cout, cout, 3, 1, 1)
         self.norm1 = nn.Identity() if first else critic_norm(norm, cin)
         self.norm2 = critic_norm(norm, cout)
-        self.shortcut = nn.Conv2d(cin, cout, 1) if (cin != cout or down) else None
+        self.shortcut = Conv2d(cin, cout, 1) if (cin != cout or down) else None
 
     def forward(self, x):
-        h = x if self.first else F.relu(self.norm1(x))
-        h = self.conv2(F.relu(self.norm2(self.conv1(h))))
+        h = x if self.first else relu(self.norm1(x))
+        h = self.conv2(relu(self.norm2(self.conv1(h))))
         if self.down:
             h = F.avg_pool2d(h, 2)
         s = x
@@ -86,7 +92,7 @@ class ResNetCritic(nn.Module):
         self.proj = Projection(num_classes, base) if num_classes else None
 
     def forward(self, x, labels=None):
-        h = F.relu(self.blocks(x)).sum((2, 3))
+        h = relu(self.blocks(x)).sum((2, 3))
         out = self.out(h).squeeze(1)
         if self.proj is not None:
             out = out + self.proj(h, labels)
