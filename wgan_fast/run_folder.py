@@ -77,26 +77,32 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
 
 
 @torch.no_grad()
-def generate(run: Run, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
-             ema: bool = True, z: torch.Tensor | None = None):
-    """(images in [-1, 1] float32 on CPU, NCHW; labels or None) of `n` samples.
+def sample_images(G, n: int, *, z_dim: int, num_classes: int, device, labels=None, seed: int = 0,
+                  batch_size: int = 256, z=None):
+    """(images in [-1, 1] float32 on CPU, NCHW; labels or None) of `n` samples of G.
 
-    Conditional runs draw labels uniformly unless `labels` (n,) is given.
+    Conditional generators draw labels uniformly unless `labels` (n,) is given.
     Latents `z` (n, z_dim) may be given; else drawn from N(0, I) with `seed`.
     """
-    G = run.G_ema if ema else run.G
     gen = torch.Generator().manual_seed(seed)
     if z is None:
-        z = torch.randn(n, run.z_dim, generator=gen)
-    if run.num_classes:
+        z = torch.randn(n, z_dim, generator=gen)
+    if num_classes:
         if labels is None:
-            labels = torch.randint(0, run.num_classes, (n,), generator=gen)
-        labels = labels.long()
-        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= run.num_classes:
-            raise ValueError(f"labels must be ({n},) integers in [0, {run.num_classes})")
+            labels = torch.randint(0, num_classes, (n,), generator=gen)
+        labels = torch.as_tensor(labels).long()
+        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(f"labels must be ({n},) integers in [0, {num_classes})")
     out = []
     for i in range(0, n, batch_size):
-        y = labels[i:i + batch_size].to(run.device) if run.num_classes else None
-        out.append(G(z[i:i + batch_size].to(run.device), y).float().clamp(-1, 1).cpu())
+        y = labels[i:i + batch_size].to(device) if num_classes else None
+        out.append(G(z[i:i + batch_size].to(device), y).float().clamp(-1, 1).cpu())
     images = torch.cat(out) if out else torch.empty(0)
-    return images, (labels if run.num_classes else None)
+    return images, (labels if num_classes else None)
+
+
+def generate(run: Run, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
+             ema: bool = True, z: torch.Tensor | None = None):
+    """`sample_images` of the run's EMA generator (or its raw one with ema=False)."""
+    return sample_images(run.G_ema if ema else run.G, n, z_dim=run.z_dim, num_classes=run.num_classes,
+                         device=run.device, labels=labels, seed=seed, batch_size=batch_size, z=z)
