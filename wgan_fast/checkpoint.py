@@ -41,6 +41,25 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def atomic_save(obj, path: str) -> str:
+    """torch.save to a temporary file in the same folder, fsync, rename over `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt_", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+    return path
+
+
 def save(state: dict, run_dir: str, step: int, keep: int) -> str:
     """Write `state` as the checkpoint of `step`; keep the newest `keep` files."""
     os.makedirs(run_dir, exist_ok=True)
@@ -50,22 +69,15 @@ def save(state: dict, run_dir: str, step: int, keep: int) -> str:
             os.unlink(stale)
         except OSError:
             pass
-    final = path_for(run_dir, step)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt_", suffix=".tmp", dir=run_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(run_dir)
+    final = atomic_save(state, path_for(run_dir, step))
     for old in list_checkpoints(run_dir)[:-keep]:
         os.unlink(old)
     return final
+
+
+# the models (G, D, G_ema, config, step) at the best in-training evaluation score:
+# for sampling and evaluation (run_folder.load_run(..., ckpt=...)), never rotated out
+BEST = "best.pt"
 
 
 def load_latest(run_dir: str, map_location="cpu"):

@@ -66,6 +66,14 @@ DEFAULTS = dict(
     keep_ckpts=3,
     n_samples=64,
     on_nonfinite="stop",         # stop | rollback (to the last checkpoint with lr x 0.5)
+    # evaluation during training (wgan_fast.metrics): every eval_every generator steps
+    # (0: never), the EMA generator's eval_metric on eval_n samples against eval_n_real
+    # real images of the test split; the best-scoring state is kept as best.pt
+    eval_every=0,
+    eval_metric="fid",           # fid | kid
+    eval_features="inception",   # inception | classifier (the domain classifier: cheap, Fashion-MNIST only)
+    eval_n=2000,
+    eval_n_real=2000,
     resume=False,
     tensorboard=True,
 )
@@ -200,6 +208,11 @@ def validate(cfg: dict) -> None:
     need(cfg["on_corrupt"] in ("skip", "error"), "on_corrupt", "must be skip or error")
     need(0 <= cfg["max_corrupt"] <= 1, "max_corrupt", "must be in [0, 1]")
     need(cfg["num_workers"] >= 0, "num_workers", "must be >= 0")
+    need(cfg["eval_every"] >= 0, "eval_every", "must be >= 0 (0: no evaluation during training)")
+    need(cfg["eval_metric"] in ("fid", "kid"), "eval_metric", "must be fid or kid")
+    need(cfg["eval_features"] in ("inception", "classifier"), "eval_features", "must be inception or classifier")
+    need(cfg["eval_n"] >= 4, "eval_n", "must be >= 4")
+    need(cfg["eval_n_real"] >= 4, "eval_n_real", "must be >= 4")
     known = ("fashion-mnist", "mnist", "cifar10", "stl10", "celeba", "folder", "toy-8gaussians", "toy-moons",
              "toy-scurve")
     need(cfg["dataset"] in known, "dataset", f"must be one of {', '.join(known)}")

@@ -226,12 +226,42 @@ def train(cfg: dict, data=None) -> str:
     limit_min = cfg["max_minutes"] or (cfg["cpu_max_minutes"] if device.type == "cpu" else 0.0)
     last_good = ckpt_path
 
+    best = dict(state.get("best", {})) if state else {}  # the best evaluation so far: {"step", metric}
+
     def save(step):
         st = dict(step=step, config=cfg, G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(),
                   opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), scaler_g=scaler_g.state_dict(),
                   scaler_d=scaler_d.state_dict(), sched_g=sched_g.state_dict(), sched_d=sched_d.state_dict(),
-                  data=gather_to_all(data.state_dict(), world), rng=gather_to_all(rng_state(noise_gen, device), world))
+                  data=gather_to_all(data.state_dict(), world), rng=gather_to_all(rng_state(noise_gen, device), world),
+                  best=best)
         return checkpoint.save(st, run_dir, step, cfg["keep_ckpts"]) if rank == 0 else None
+
+    evaluator = None
+
+    def evaluate(step):
+        """Score the EMA generator; keep the best state as best.pt (rank 0 only)."""
+        nonlocal evaluator
+        from . import metrics, run_folder  # noqa: PLC0415
+
+        if evaluator is None:
+            evaluator = metrics.Evaluator(cfg, device, metrics=(cfg["eval_metric"],), n_real=cfg["eval_n_real"],
+                                          split="test", features=cfg["eval_features"])
+        G_eval = G_ema if cfg["ema"] > 0 else G.eval()
+        result = evaluator.score(lambda n: run_folder.sample_images(
+            G_eval, n, z_dim=cfg["z_dim"], num_classes=num_classes, device=device, seed=cfg["seed"]), cfg["eval_n"])
+        G.train()
+        key = cfg["eval_metric"]
+        values = {f"eval_{key}": result[key], "eval_n": result["n_fake"], "eval_n_real": result["n_real"]}
+        if not best or result[key] < best[key]:
+            best.clear()
+            best.update({"step": step, key: result[key]})
+            # the models only (no optimiser, data or RNG state: gathering those is collective, and
+            # best.pt is for sampling and evaluation; resuming uses the ckpt_*.pt files)
+            checkpoint.atomic_save(dict(step=step, config=cfg, G=G.state_dict(), D=D.state_dict(),
+                                        G_ema=G_ema.state_dict(), best=dict(best)),
+                                   os.path.join(run_dir, checkpoint.BEST))
+        values[f"best_{key}"] = best[key]
+        log.metrics(step, values)
 
     mine = slice(rank * B, (rank + 1) * B)
 
@@ -292,6 +322,10 @@ def train(cfg: dict, data=None) -> str:
                 with torch.no_grad():
                     fake_pts = G(torch.randn(len(real_pts), cfg["z_dim"], device=device, generator=fixed_gen_dev))
                 log.toy_plot(step, real_pts, fake_pts, D)
+        if cfg["eval_every"] and rank == 0 and (step % cfg["eval_every"] == 0 or step == cfg["steps"] or out_of_time):
+            t_eval = time.time()
+            evaluate(step)
+            t_log += time.time() - t_eval  # images/s counts training time only
         if step % cfg["ckpt_every"] == 0 or step == cfg["steps"] or out_of_time:
             last_good = save(step) or last_good
         if out_of_time:
