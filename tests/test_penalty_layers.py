@@ -23,22 +23,7 @@ GEOMETRIES = [  # (cin, cout, kernel, stride, padding, dilation, groups, bias, s
 
 def stock_twin(module: nn.Module) -> nn.Module:
     """A deep copy with our layers swapped back to torch's (same weights)."""
-    twin = copy.deepcopy(module)
-
-    def swap(parent):
-        for name, m in parent.named_children():
-            if isinstance(m, pl.Conv2d):
-                t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-                              m.bias is not None).to(m.weight.dtype)
-                t.load_state_dict(m.state_dict())
-                setattr(parent, name, t)
-            elif isinstance(m, pl.LeakyReLU):
-                setattr(parent, name, nn.LeakyReLU(m.negative_slope))
-            else:
-                swap(m)
-
-    swap(twin)
-    return twin
+    return pl.convert_layers(copy.deepcopy(module), fast=False)
 
 
 @pytest.mark.parametrize("geom", GEOMETRIES)
@@ -221,3 +206,17 @@ def test_input_grad_only_restores_mode_after_errors():
     x = torch.randn(1, 1, 5, 5)
     conv(x).sum().backward()
     assert conv.weight.grad is not None  # outside the context weights get gradients again
+
+
+def test_convert_layers_round_trip():
+    torch.manual_seed(0)
+    _, D = models.build("dcgan", resolution=32, channels=1, z_dim=8, g_base=8, d_base=8)
+    stock = pl.convert_layers(copy.deepcopy(D), fast=False)
+    assert not any(type(m) in (pl.Conv2d, pl.LeakyReLU) for m in stock.modules())
+    fast = pl.convert_layers(copy.deepcopy(stock), fast=True)
+    assert sum(type(m) is pl.Conv2d for m in fast.modules()) == sum(type(m) is pl.Conv2d for m in D.modules()) > 0
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(stock(x), D(x))
+    torch.testing.assert_close(fast(x), D(x))
+    relu = pl.convert_layers(nn.Sequential(nn.ReLU()), fast=True)
+    assert isinstance(relu[0], pl.LeakyReLU) and relu[0].negative_slope == 0.0

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv2d", "LeakyReLU", "conv2d", "leaky_relu", "input_grad_only"]
+__all__ = ["Conv2d", "LeakyReLU", "conv2d", "leaky_relu", "input_grad_only", "convert_layers"]
 
 _mode = threading.local()
 
@@ -205,3 +205,28 @@ class LeakyReLU(nn.LeakyReLU):
 
     def forward(self, x):
         return leaky_relu(x, self.negative_slope)
+
+
+def convert_layers(module: nn.Module, fast: bool = True) -> nn.Module:
+    """Swap a module's Conv2d and LeakyReLU/ReLU layers in place, weights kept:
+    to ours (`fast=True`) or back to torch's (`fast=False`, the stock layers
+    the tests and benchmarks compare against). Spectrally normalised convs
+    (parametrized) are left as they are. Returns `module`."""
+    for name, m in module.named_children():
+        if isinstance(m, nn.Conv2d) and type(m) in ((nn.Conv2d,) if fast else (Conv2d,)):
+            new = (Conv2d if fast else nn.Conv2d)(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                                  m.dilation, m.groups, m.bias is not None, m.padding_mode,
+                                                  device=m.weight.device, dtype=m.weight.dtype)
+            new.load_state_dict(m.state_dict())
+            setattr(module, name, new.to(memory_format=_memory_format(m.weight)))
+        elif type(m) in ((nn.LeakyReLU, nn.ReLU) if fast else (LeakyReLU,)):
+            slope = getattr(m, "negative_slope", 0.0)
+            setattr(module, name, LeakyReLU(slope) if fast else nn.LeakyReLU(slope))
+        else:
+            convert_layers(m, fast)
+    return module
+
+
+def _memory_format(w):
+    return torch.channels_last if w.dim() == 4 and w.is_contiguous(memory_format=torch.channels_last) \
+        and not w.is_contiguous() else torch.contiguous_format
