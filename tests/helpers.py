@@ -1,8 +1,11 @@
 """Helpers shared by the tests (importable; fixtures live in conftest.py)."""
+import gzip
+
+import numpy as np
 import pytest
 import torch
 
-from wgan_fast import ops
+from wgan_fast import config, ops
 
 # CUDA variants of every test run when a GPU is present. Native-kernel tests
 # additionally need the kernels (the `native` fixture says why not).
@@ -34,3 +37,47 @@ def make_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
 
 
 LAYOUTS = ["contiguous", "channels_last", "strided", "batch_inner"]
+
+
+# ---- tiny training runs -------------------------------------------------------------
+
+class TinyImages:
+    """A seeded stream of small random 'images' in [-1, 1] with labels.
+
+    Batch k depends only on (seed, k), like the real data streams, so a resumed
+    run sees the same batches.
+    """
+
+    def __init__(self, shape=(1, 28, 28), batch=8, seed=0, nan_after=None):
+        self.shape, self.batch, self.seed, self.k, self.nan_after = shape, batch, seed, 0, nan_after
+
+    def next(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.k)
+        x = torch.rand((self.batch,) + self.shape, generator=g) * 2 - 1
+        y = torch.randint(0, 10, (self.batch,), generator=g)
+        if self.nan_after is not None and self.k >= self.nan_after:
+            x = x * float("nan")
+        self.k += 1
+        return x, y
+
+    def state_dict(self):
+        return {"k": self.k}
+
+    def load_state_dict(self, s):
+        self.k = s["k"]
+
+
+def tiny_cfg(tmp_path, **kw):
+    base = dict(dataset="mnist", model="dcgan", resolution=28, channels=1, z_dim=16, g_base=8, d_base=8,
+                batch_size=8, steps=3, n_critic=2, log_every=1, sample_every=2, ckpt_every=2, n_samples=4,
+                out_dir=str(tmp_path), tensorboard=False, name="run")
+    base.update(kw)
+    return config.resolve({k: v for k, v in base.items()})
+
+
+def write_idx(path, array, compress):
+    codes = {np.uint8: 0x08}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + array.tobytes()
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(data)

@@ -1,5 +1,4 @@
 """IDX reading and the device-resident stream: order, shards, resume, bad files."""
-import gzip
 import os
 
 import numpy as np
@@ -9,13 +8,7 @@ import torch
 from wgan_fast.data import idx
 from wgan_fast.data.resident import ResidentStream
 
-
-def write_idx(path, array, compress):
-    codes = {np.uint8: 0x08}
-    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    data = header + array.tobytes()
-    with (gzip.open if compress else open)(path, "wb") as f:
-        f.write(data)
+from helpers import write_idx  # noqa: E402
 
 
 @pytest.mark.parametrize("compress", [True, False])

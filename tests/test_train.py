@@ -8,39 +8,7 @@ import torch
 
 from wgan_fast import checkpoint, config, train
 
-
-class TinyImages:
-    """A seeded stream of small random 'images' in [-1, 1] with labels.
-
-    Batch k depends only on (seed, k), like the real data streams, so a resumed
-    run sees the same batches.
-    """
-
-    def __init__(self, shape=(1, 28, 28), batch=8, seed=0, nan_after=None):
-        self.shape, self.batch, self.seed, self.k, self.nan_after = shape, batch, seed, 0, nan_after
-
-    def next(self):
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.k)
-        x = torch.rand((self.batch,) + self.shape, generator=g) * 2 - 1
-        y = torch.randint(0, 10, (self.batch,), generator=g)
-        if self.nan_after is not None and self.k >= self.nan_after:
-            x = x * float("nan")
-        self.k += 1
-        return x, y
-
-    def state_dict(self):
-        return {"k": self.k}
-
-    def load_state_dict(self, s):
-        self.k = s["k"]
-
-
-def tiny_cfg(tmp_path, **kw):
-    base = dict(dataset="mnist", model="dcgan", resolution=28, channels=1, z_dim=16, g_base=8, d_base=8,
-                batch_size=8, steps=3, n_critic=2, log_every=1, sample_every=2, ckpt_every=2, n_samples=4,
-                out_dir=str(tmp_path), tensorboard=False, name="run")
-    base.update(kw)
-    return config.resolve({k: v for k, v in base.items()})
+from helpers import TinyImages, tiny_cfg  # noqa: E402
 
 
 ALGOS = ["gan", "wgan-clip", "wgan-gp", "wgan-lp", "wgan-sn"]

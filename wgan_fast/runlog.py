@@ -11,6 +11,39 @@ import time
 import torch
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> uint8 0..255, rounded (as torchvision's save_image)."""
+    return _byte(images.float().cpu() * 0.5 + 0.5)
+
+
+def _byte(x01: torch.Tensor) -> torch.Tensor:
+    return x01.mul(255).add(0.5).clamp(0, 255).byte()
+
+
+def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
+    """[-1, 1] images (N, C, H, W) -> one PIL image of them in a grid, `nrow` per row."""
+    from PIL import Image  # noqa: PLC0415
+    from torchvision.utils import make_grid  # noqa: PLC0415
+
+    grid = make_grid(images.float().cpu() * 0.5 + 0.5, nrow=nrow, padding=padding)
+    return Image.fromarray(_byte(grid).permute(1, 2, 0).numpy())
+
+
+def save_grid(images: torch.Tensor, path: str, nrow: int) -> str:
+    """[-1, 1] images as a uint8 PNG grid."""
+    grid_image(images, nrow).save(path)
+    return path
+
+
+def save_gif(frames: list, path: str, duration_ms: int = 300) -> str:
+    """PIL images (or paths of them) as a looping GIF."""
+    from PIL import Image  # noqa: PLC0415
+
+    images = [(Image.open(f) if isinstance(f, str) else f).convert("P") for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return path
+
+
 class RunLog:
     def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True):
         self.dir, self.enabled, self.total = run_dir, enabled, total_steps
@@ -56,10 +89,7 @@ class RunLog:
     def samples(self, step: int, images: torch.Tensor, nrow: int) -> str | None:
         if not self.enabled:
             return None
-        from torchvision.utils import save_image  # noqa: PLC0415
-
-        path = os.path.join(self.dir, "samples", f"step_{step:08d}.png")
-        save_image(images.float().cpu() * 0.5 + 0.5, path, nrow=nrow, padding=2)
+        path = save_grid(images, os.path.join(self.dir, "samples", f"step_{step:08d}.png"), nrow)
         if self.tb is not None:
             from torchvision.utils import make_grid  # noqa: PLC0415
 
@@ -123,11 +153,15 @@ class RunLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
 
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, ax = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 3.5))
         steps = [r["step"] for r in rows]
         for key in ("loss_d", "loss_g"):
             ax[0].plot(steps, [r[key] for r in rows], label=key)
         ax[1].plot(steps, [r["wdist"] for r in rows], label="E[D(real)] - E[D(fake)]")
+        if evals:
+            key = next(k for k in evals[0] if k.startswith("eval_") and k not in ("eval_n", "eval_n_real"))
+            ax[2].plot([r["step"] for r in evals], [r[key] for r in evals], "o-",
+                       label=f"{key[5:]} ({evals[0]['eval_n']} vs {evals[0]['eval_n_real']} images)")
         for a in ax:
             a.set_xlabel("generator step")
             a.legend()
