@@ -133,13 +133,9 @@ class RunLog:
         self._loss_plot()
 
     def _gif(self) -> None:
-        from PIL import Image  # noqa: PLC0415
-
         frames = sorted(glob.glob(os.path.join(self.dir, "samples", "step_*.png")))
         if frames:
-            images = [Image.open(p).convert("P") for p in frames]
-            images[0].save(os.path.join(self.dir, "samples.gif"), save_all=True, append_images=images[1:],
-                           duration=300, loop=0)
+            save_gif(frames, os.path.join(self.dir, "samples.gif"))
 
     def _loss_plot(self) -> None:
         path = os.path.join(self.dir, "metrics.jsonl")
@@ -153,15 +149,11 @@ class RunLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
 
-        fig, ax = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 3.5))
+        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
         steps = [r["step"] for r in rows]
         for key in ("loss_d", "loss_g"):
             ax[0].plot(steps, [r[key] for r in rows], label=key)
         ax[1].plot(steps, [r["wdist"] for r in rows], label="E[D(real)] - E[D(fake)]")
-        if evals:
-            key = next(k for k in evals[0] if k.startswith("eval_") and k not in ("eval_n", "eval_n_real"))
-            ax[2].plot([r["step"] for r in evals], [r[key] for r in evals], "o-",
-                       label=f"{key[5:]} ({evals[0]['eval_n']} vs {evals[0]['eval_n_real']} images)")
         for a in ax:
             a.set_xlabel("generator step")
             a.legend()
