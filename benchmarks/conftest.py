@@ -36,6 +36,16 @@ def _rows(session):
     return rows
 
 
+def penalty_overheads(rows):
+    """{(gp case, variant): median(with penalty) / median(without)} for rows that name a penalty_pair."""
+    by = {}
+    for r in rows:
+        pair = r["extra"].get("penalty_pair")
+        if pair:
+            by.setdefault((pair, r["variant"]), {})[r["case"] == pair] = r["median_s"]
+    return {k: v[True] / v[False] for k, v in by.items() if True in v and False in v}
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or getattr(session, "disabled", False):
@@ -61,6 +71,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 line += f"   {k}={v:.4g}" if isinstance(v, float) else f"   {k}={v}"
             tw.write_line(line)
             table.append(r)
+    overheads = penalty_overheads(table)
+    if overheads:
+        tw.section("wgan_fast: penalty overhead, time(iteration with GP) / time(without), same variant")
+        for (case, variant), ratio in sorted(overheads.items()):
+            tw.write_line(f"{case:58s} {variant:14s} {ratio:6.2f}")
     os.makedirs(RESULTS, exist_ok=True)
     meta = dict(
         date=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -73,4 +88,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         allocator=ALLOCATOR,
     )
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
-        json.dump(dict(meta=meta, results=table), f, indent=1)
+        json.dump(dict(meta=meta, results=table,
+                       penalty_overhead=[dict(case=c, variant=v, ratio=r) for (c, v), r in overheads.items()]),
+                  f, indent=1)
