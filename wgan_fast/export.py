@@ -41,7 +41,9 @@ def synthesize(run, n: int, per_class: bool, classifier=None, seed: int = 0, ema
     """(uint8 images (n, C, H, W), labels (n,) or None, info dict).
 
     Unconditional runs with --per-class keep drawing batches until each class
-    (by the classifier) holds n / 10, at most `max_draws` samples (default 50 n).
+    (by the classifier) holds n / 10, at most `max_draws` samples (default 50 n);
+    after 2 n draws they stop as soon as a class's rate says it would not fill
+    within that limit.
     """
     gen = torch.Generator().manual_seed(seed)
     info = {}
@@ -71,9 +73,12 @@ def synthesize(run, n: int, per_class: bool, classifier=None, seed: int = 0, ema
     max_draws = max_draws or 50 * n
     kept_x, kept_y, counts, drawn = [], [], torch.zeros(10, dtype=torch.long), 0
     while int(counts.sum()) < n:
-        if drawn >= max_draws:
+        # at each class's rate so far, how many draws would fill it? (stop early when past the limit)
+        expected = int((drawn * quota / counts.clamp(min=1)).max()) if per_class and drawn >= 2 * n else 0
+        if drawn >= max_draws or expected > max_draws:
             raise ValueError(f"--per-class: after {drawn} samples some classes are still short of {quota} "
-                             f"(counts by class: {counts.tolist()}): the generator rarely makes them")
+                             f"(counts by class: {counts.tolist()}; at their rate so far they need ~{expected} "
+                             f"samples, the limit is {max_draws}): the generator rarely makes them")
         x, _ = run_folder.generate(run, batch_size, z=torch.randn(batch_size, run.z_dim, generator=gen), ema=ema)
         drawn += batch_size
         pred = clf.predict(classifier, x)[0].argmax(1)
