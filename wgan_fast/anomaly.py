@@ -83,7 +83,7 @@ def anomaly(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = commands.parser("anomaly", __doc__)
+    p = commands.parser("anomaly", __doc__, generates=False)
     p.add_argument("--images", required=True, help="folder of images to rank")
     p.add_argument("--reference", default="", help="folder of normal images: print the ROC-AUC against them")
     p.add_argument("--out", default="", help="CSV of every image's rank, path and score")

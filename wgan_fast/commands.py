@@ -12,15 +12,17 @@ import torch
 from . import run_folder
 
 
-def parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """An argument parser with --run, --ckpt, --device, --seed and --no-ema."""
+def parser(prog: str, doc: str, generates: bool = True) -> argparse.ArgumentParser:
+    """An argument parser with --run, --ckpt, --device and, for commands that
+    generate, --seed and --no-ema."""
     p = argparse.ArgumentParser(prog=f"python -m wgan_fast.{prog}", description=doc.strip().split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", required=True, help="run folder (runs/<name>)")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (default: the run's newest readable one)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
+    if generates:
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
     return p
 
 
