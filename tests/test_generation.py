@@ -74,6 +74,29 @@ def test_classifier_inputs_and_weights_file(tmp_path, monkeypatch):
         clf.load_classifier("fashion-mnist")
 
 
+def test_classifier_train_script_on_a_tiny_mnist(tmp_path, monkeypatch, capsys):
+    from wgan_fast.classifier import train as clf_train
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("t10k", 20)):
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), False)
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8), False)
+    manifest, weights = str(tmp_path / "weights.json"), lambda dataset: str(tmp_path / f"{dataset}.pt")
+    for module in (clf, clf_train):  # write beside the test, not into the package
+        monkeypatch.setattr(module, "MANIFEST", manifest)
+        monkeypatch.setattr(module, "weights_path", weights)
+    args = ["--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "16"]
+    assert clf_train.main(args + ["--min-accuracy", "1.01"]) == 1  # random labels: refused, nothing saved
+    assert "weights not saved" in capsys.readouterr().err and not os.path.exists(manifest)
+    assert clf_train.main(args + ["--min-accuracy", "0"]) == 0
+    entry = json.load(open(manifest))["mnist"]
+    assert entry["trained_with"]["epochs"] == 1 and 0 <= entry["test_accuracy"] <= 1
+    assert clf.load_classifier("mnist")(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # sha256 matches
+    monkeypatch.delenv("WGAN_FAST_DATA", raising=False)
+    assert clf_train.main(["--dataset", "mnist"]) == 2  # MNIST needs --data-dir
+    assert "mnist: pass --data-dir" in capsys.readouterr().err
+
+
 # ---- sample -------------------------------------------------------------------------
 
 def test_sample_grid_is_the_generators_images(runs, tmp_path):
