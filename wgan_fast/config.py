@@ -59,6 +59,7 @@ DEFAULTS = dict(
     lr_decay=False,              # linear decay to 0 over `steps`
     ema=0.999,                   # generator EMA decay (0 disables)
     precision="auto",            # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    cuda_graphs=True,            # capture each training iteration as a CUDA graph where possible (wgan_fast/graphs.py)
     # logging and checkpoints
     log_every=50,
     sample_every=500,

@@ -141,7 +141,9 @@ class RunLog:
         path = os.path.join(self.dir, "metrics.jsonl")
         if not os.path.exists(path):
             return
-        rows = [json.loads(line) for line in open(path) if line.strip()]
+        all_rows = [json.loads(line) for line in open(path) if line.strip()]
+        rows = [r for r in all_rows if "loss_d" in r]  # training intervals
+        evals = [r for r in all_rows if any(k.startswith("eval_") for k in r)]  # evaluations during training
         if not rows:
             return
         import matplotlib  # noqa: PLC0415
@@ -149,11 +151,15 @@ class RunLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
 
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, ax = plt.subplots(1, 3 if evals else 2, figsize=(15 if evals else 10, 3.5))
         steps = [r["step"] for r in rows]
         for key in ("loss_d", "loss_g"):
             ax[0].plot(steps, [r[key] for r in rows], label=key)
         ax[1].plot(steps, [r["wdist"] for r in rows], label="E[D(real)] - E[D(fake)]")
+        if evals:
+            key = next(k for k in evals[0] if k.startswith("eval_") and k not in ("eval_n", "eval_n_real"))
+            ax[2].plot([r["step"] for r in evals], [r[key] for r in evals], "o-",
+                       label=f"{key[5:]} ({evals[0]['eval_n']} vs {evals[0]['eval_n_real']} images)")
         for a in ax:
             a.set_xlabel("generator step")
             a.legend()

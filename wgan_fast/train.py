@@ -117,20 +117,28 @@ def make_models(cfg, device):
     return G, D
 
 
-def make_optimizer(cfg, params, lr, device):
+def make_optimizer(cfg, params, lr, device, capturable=False):
+    """Adam (fused on CUDA) or RMSprop; `capturable` (CUDA graphs): state and
+    learning rate live on the device, the LR schedule fills the lr tensor."""
+    if capturable:
+        lr = torch.tensor(lr, device=device)
     if cfg["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    fused = {"fused": True} if device.type == "cuda" else {}
+        return torch.optim.RMSprop(params, lr=lr, **({"capturable": True, "foreach": True} if capturable else {}))
+    fused = {"fused": True, "capturable": capturable} if device.type == "cuda" else {}
     return torch.optim.Adam(params, lr=lr, betas=(cfg["beta1"], cfg["beta2"]), **fused)
 
 
+def ema_weight(decay, step):
+    """How far the EMA moves towards the model at `step`. Warm-up: early on the
+    average follows the model closely, so short runs (a CPU's ten minutes)
+    still sample from a trained generator."""
+    return 1 - min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
-def ema_update(ema, model, decay, step):
-    # warm-up: early on the average follows the model closely, so short runs
-    # (a CPU's ten minutes) still sample from a trained generator
-    decay = min(decay, (1 + step) / (10 + step))
+def ema_update(ema, model, weight):
     for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1 - decay)
+        pe.lerp_(pm, weight)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
 
@@ -187,8 +195,13 @@ def train(cfg: dict, data=None) -> str:
         for t in list(G.state_dict().values()) + list(D.state_dict().values()):
             dist.broadcast(t, 0)
         G_ema.load_state_dict(G.state_dict())
-    opt_g = make_optimizer(cfg, G.parameters(), cfg["lr_g"], device)
-    opt_d = make_optimizer(cfg, D.parameters(), cfg["lr_d"], device)
+    from . import graphs  # noqa: PLC0415
+
+    no_graphs = graphs.unsupported_reason(cfg, device, world, precision) if cfg["cuda_graphs"] else "cuda_graphs=false"
+    if cfg["cuda_graphs"] and no_graphs and device.type == "cuda" and rank == 0:
+        print(f"[wgan_fast] CUDA graphs off: {no_graphs}", file=sys.stderr)
+    opt_g = make_optimizer(cfg, G.parameters(), cfg["lr_g"], device, capturable=not no_graphs)
+    opt_d = make_optimizer(cfg, D.parameters(), cfg["lr_d"], device, capturable=not no_graphs)
     fp16 = precision == "fp16"
     scaler_g, scaler_d = torch.amp.GradScaler(device.type, enabled=fp16), torch.amp.GradScaler(device.type, enabled=fp16)
     decay = (lambda s: max(0.0, 1.0 - s / cfg["steps"])) if cfg["lr_decay"] else (lambda s: 1.0)
@@ -271,22 +284,34 @@ def train(cfg: dict, data=None) -> str:
         alpha = torch.rand(world * B, device=device, generator=noise_gen)[mine]
         return z, y, alpha
 
-    step = start
-    while step < cfg["steps"]:
+    ema_w = torch.zeros((), device=device)  # a tensor, so a captured EMA update reads this step's weight
+    phase = 0  # critic steps before this iteration, modulo lazy_reg (always 0 when graphs are on)
+
+    def iteration(*inputs):
+        """n_critic critic steps and one generator step; every varying input is a tensor (CUDA graphs)."""
+        reals, labels, zs, alphas = (inputs[k * n_critic:(k + 1) * n_critic] for k in range(4))
+        z_g, y_g = inputs[4 * n_critic], inputs[4 * n_critic + 1]
         for i in range(n_critic):
-            real, labels = data.next()
-            if not num_classes:
-                labels = None
             if sn:
                 wnn.power_iteration_(D)  # one power iteration per critic step, shared by every forward in it
-            z, _, alpha = noise()
-            critic_step(parts, real, labels, z, alpha, critic_iter=step * n_critic + i)
-            images += real.shape[0] * world
-        z, y, _ = noise()
-        generator_step(parts, z, y)
-        sched_g.step(), sched_d.step()
+            critic_step(parts, reals[i], labels[i], zs[i], alphas[i], critic_iter=phase + i)
+        generator_step(parts, z_g, y_g)
         if cfg["ema"] > 0:
-            ema_update(G_ema, G, cfg["ema"], step)
+            ema_update(G_ema, G, ema_w)
+
+    run_iteration = (lambda inputs: iteration(*inputs)) if no_graphs else graphs.GraphedIteration(iteration)
+    step = start
+    while step < cfg["steps"]:
+        batches = [data.next() for _ in range(n_critic)]
+        reals = [x for x, _ in batches]
+        labels = [y if num_classes else None for _, y in batches]
+        zs, alphas = zip(*[noise()[::2] for _ in range(n_critic)])
+        z_g, y_g, _ = noise()
+        ema_w.fill_(ema_weight(cfg["ema"], step))
+        phase = (step * n_critic) % cfg["lazy_reg"]
+        run_iteration([*reals, *labels, *zs, *alphas, z_g, y_g])
+        images += sum(x.shape[0] for x in reals) * world
+        sched_g.step(), sched_d.step()
         step += 1
         out_of_time = limit_min > 0 and (time.time() - t_start) / 60 >= limit_min
         if world > 1 and limit_min > 0:  # every rank stops at the same step (one sync per step, only with a limit)

@@ -1,0 +1,40 @@
+"""Evaluation during training: the metric is logged every eval_every steps and
+the best-scoring models are kept as best.pt."""
+import json
+import os
+
+import pytest
+import torch
+
+from helpers import TinyImages, tiny_cfg
+from wgan_fast import checkpoint, config, run_folder, train
+from wgan_fast.data import DEBIAN_FASHION_MNIST
+
+
+@pytest.mark.filterwarnings("ignore:FID from 6 real")
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
+                    reason=f"needs the Fashion-MNIST test split ({DEBIAN_FASHION_MNIST}) as the reference set")
+def test_eval_every_logs_metric_and_keeps_best(tmp_path, monkeypatch):
+    monkeypatch.setenv("WGAN_FAST_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_cfg(tmp_path, dataset="fashion-mnist", steps=4, eval_every=2, eval_n=6, eval_n_real=6)
+    run_dir = train.train(cfg, data=TinyImages((1, 28, 28)))
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    evals = [r for r in rows if "eval_fid" in r]
+    assert [r["step"] for r in evals] == [2, 4]
+    assert all(r["eval_n"] == 6 and r["eval_n_real"] == 6 and r["eval_fid"] > 0 for r in evals)
+    best = min(evals, key=lambda r: r["eval_fid"])
+    assert evals[-1]["best_fid"] == pytest.approx(best["eval_fid"])
+    state = torch.load(os.path.join(run_dir, checkpoint.BEST), weights_only=True)
+    assert state["step"] == best["step"] and state["best"]["fid"] == pytest.approx(best["eval_fid"])
+    run = run_folder.load_run(run_dir, ckpt=os.path.join(run_dir, checkpoint.BEST))
+    assert run.step == best["step"]
+    # the best score survives a resume (kept in the training checkpoints)
+    latest, _ = checkpoint.load_latest(run_dir)
+    assert latest["best"]["fid"] == pytest.approx(best["eval_fid"])
+
+
+@pytest.mark.parametrize("key,value", [("eval_every", "-1"), ("eval_metric", "is"), ("eval_features", "vgg"),
+                                       ("eval_n", "2")])
+def test_eval_config_validated(key, value):
+    with pytest.raises(config.ConfigError, match=key):
+        config.resolve({key: value})
