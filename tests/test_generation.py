@@ -277,8 +277,8 @@ def test_anomaly_ranks_by_the_critic_and_reports_roc_auc(runs, tmp_path, capsys)
     assert rc == 0
     run = run_folder.load_run(runs["cond"])
     x, paths = anomaly.read_images(str(tmp_path / "a"), run)
-    with torch.no_grad():  # -max_y D(x, y), by hand
-        want = -torch.stack([run.D(x, torch.full((7,), k)) for k in range(10)], 1).amax(1).numpy()
+    with torch.no_grad():  # -mean_y D(x, y), by hand
+        want = -sum(run.D(x, torch.full((7,), k)) for k in range(10)).numpy() / 10
     rows = [line.split(",") for line in open(csv_path).read().splitlines()[1:]]
     assert [os.path.basename(r[1]) for r in rows] == [os.path.basename(paths[i]) for i in np.argsort(-want)]
     np.testing.assert_allclose([float(r[2]) for r in rows], np.sort(want)[::-1], rtol=1e-4, atol=1e-5)
@@ -308,6 +308,7 @@ def test_best_cosine_and_latent_fit():
     torch.testing.assert_close(fits[1]["mu"], torch.tensor([5.5, 5.5]))  # latents 5 and 6
     assert fits[0]["kept"] == 2 and fits[0]["candidates"] == 4
     torch.testing.assert_close(fits[0]["sigma"], torch.full((2,), 0.5 ** 0.5))
+    assert adapt.fit_latents(z, classes, scores, keep=0.5, min_kept=3) == {}  # 2 kept per class: too few
     mu, sigma = torch.tensor([[0.0, 0.0], [10.0, -10.0]]), torch.tensor([[1.0, 1.0], [0.5, 2.0]])
     z, which = adapt.sample_latents(mu, sigma, torch.tensor([0.25, 0.75]), 20000, torch.Generator().manual_seed(0))
     assert abs(which.float().mean().item() - 0.75) < 0.02

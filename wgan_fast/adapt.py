@@ -9,7 +9,9 @@
    its class (pixels as the generator makes them, at the run's resolution;
    in [0, 1], so the shared ink counts, not the background).
 4. Per class, keep the latents scoring at or above the class's (1 - keep)
-   quantile, and fit N(mu_y, diag sigma_y^2) to them.
+   quantile, and fit N(mu_y, diag sigma_y^2) to them (classes with fewer
+   than --min-kept are left out: a Gaussian fitted to a handful of latents
+   would give a share of the samples to near-copies of them).
 5. Sample: a class y in the real data's class proportions, z ~ N(mu_y, sigma_y^2).
 
 FID, precision and recall (k = 3) against the real test set are measured
@@ -66,6 +68,8 @@ def sample_latents(mu: torch.Tensor, sigma: torch.Tensor, prior: torch.Tensor, n
 def adapt(args) -> dict:
     if not 0 < args.keep <= 1:
         raise ValueError(f"--keep must be in (0, 1], got {args.keep}")
+    if args.min_kept < 2:
+        raise ValueError(f"--min-kept must be at least 2 (a standard deviation needs two), got {args.min_kept}")
     for name in ("candidates", "n_eval", "n_real"):
         if getattr(args, name) < 10:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 10, got {getattr(args, name)}")
@@ -92,9 +96,10 @@ def adapt(args) -> dict:
         mine = valid & (classes == k)
         scores[mine] = best_cosine(fake_pixels[mine], real_pixels[y_train == k])
     # 4: per-class Gaussians of the kept latents
-    fits = fit_latents(z[valid], classes[valid], scores[valid], args.keep)
+    fits = fit_latents(z[valid], classes[valid], scores[valid], args.keep, args.min_kept)
     if not fits:
-        raise ValueError(f"no class kept 2 or more latents of {args.candidates} candidates: raise --candidates")
+        raise ValueError(f"no class kept {args.min_kept} or more latents of {args.candidates} candidates: "
+                         "raise --candidates")
     fitted = sorted(fits)
     mu = torch.stack([fits[k]["mu"] for k in fitted])
     sigma = torch.stack([fits[k]["sigma"] for k in fitted])
@@ -138,6 +143,8 @@ def main(argv=None) -> int:
     p = commands.parser("adapt", __doc__)
     p.add_argument("--candidates", type=int, default=10000, help="latents drawn and scored")
     p.add_argument("--keep", type=float, default=0.5, help="share of each class's candidates kept (top scores)")
+    p.add_argument("--min-kept", type=int, default=10,
+                   help="classes with fewer kept latents are left out (too few to fit a Gaussian to)")
     p.add_argument("--n-eval", type=int, default=10000, help="generated samples per measurement")
     p.add_argument("--n-real", type=int, default=10000, help="real test images for the measurements")
     p.add_argument("--features", choices=("classifier", "inception"), default="classifier")

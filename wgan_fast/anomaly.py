@@ -5,8 +5,9 @@ training data.
 
 Images (any size; class sub-folders or flat) are read like the trainer reads
 an image folder: centre square crop, resized to the run's resolution and
-channel count. The anomaly score is -D(x); a conditional critic scores each
-image under the class it rates highest, max_y D(x, y). With --reference DIR
+channel count. The anomaly score is -D(x); for a conditional critic, minus
+its mean over the classes, -mean_y D(x, y) (measured in docs/generation.md:
+more robust than the class it rates highest). With --reference DIR
 (images known to be normal) the ROC-AUC of the score separating --images
 from them is printed: 1.0 puts every --images image above every reference
 one, 0.5 is chance.
@@ -41,7 +42,7 @@ def anomaly_scores(run, images: torch.Tensor, batch_size: int = 500) -> np.ndarr
         x = chunk.to(run.device)
         if run.num_classes:
             per_class = [D(x, torch.full((len(x),), k, device=run.device)) for k in range(run.num_classes)]
-            score = torch.stack(per_class, 1).amax(1)
+            score = torch.stack(per_class, 1).mean(1)
         else:
             score = D(x)
         out.append(-score.float().cpu())
