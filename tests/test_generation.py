@@ -351,6 +351,7 @@ def test_adapt_end_to_end(runs, tiny_fashion, tmp_path, name, capsys, monkeypatc
 
 
 def test_adapt_needs_a_classifier_for_the_dataset(tmp_path, capsys):
-    run_dir = train.train(tiny_cfg(tmp_path, dataset="cifar10", channels=3, resolution=32), data=TinyImages((3, 32, 32)))
+    cfg = tiny_cfg(tmp_path, dataset="cifar10", channels=3, resolution=32)
+    run_dir = train.train(cfg, data=TinyImages((3, 32, 32)))
     assert adapt.main(["--run", run_dir]) == 2
     assert "no domain classifier for dataset 'cifar10'" in capsys.readouterr().err

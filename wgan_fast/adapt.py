@@ -42,6 +42,24 @@ def best_cosine(fake: torch.Tensor, real: torch.Tensor, batch_size: int = 2048) 
     return torch.cat([(chunk @ real.T).amax(1) for chunk in fake.split(batch_size)])
 
 
+def score_candidates(run, classifier, real_pixels, real_labels, n: int, gen: torch.Generator, ema: bool = True):
+    """Steps 1-3: (latents (n, D), classes (n,), valid (n,): the class is usable, scores (n,)).
+
+    `real_pixels` (M, C*H*W) in [0, 1] at the run's resolution, `real_labels` (M,).
+    """
+    z = torch.randn(n, run.z_dim, generator=gen)
+    asked = torch.randint(0, run.num_classes, (n,), generator=gen) if run.num_classes else None
+    images, _ = run_folder.generate(run, n, labels=asked, z=z, ema=ema)
+    classes = clf.predict(classifier, images)[0].argmax(1)
+    valid = (classes == asked) if asked is not None else torch.ones_like(classes, dtype=torch.bool)
+    fake_pixels = (images.flatten(1) + 1) / 2
+    scores = torch.full((n,), -2.0)  # below any cosine: never kept
+    for k in classes[valid].unique().tolist():
+        mine = valid & (classes == k)
+        scores[mine] = best_cosine(fake_pixels[mine], real_pixels[real_labels == k])
+    return z, classes, valid, scores
+
+
 def fit_latents(z: torch.Tensor, classes: torch.Tensor, scores: torch.Tensor, keep: float, min_kept: int = 2):
     """Per class: the (1 - keep) score quantile, and mean and std of the latents at or above it.
 
@@ -84,19 +102,8 @@ def adapt(args) -> dict:
     y_train = torch.from_numpy(y_train)
     gen = torch.Generator().manual_seed(args.seed)
 
-    # 1-3: candidates, their classes and scores
-    z = torch.randn(args.candidates, run.z_dim, generator=gen)
-    asked = torch.randint(0, run.num_classes, (args.candidates,), generator=gen) if run.num_classes else None
-    images, _ = run_folder.generate(run, args.candidates, labels=asked, z=z, ema=ema)
-    classes = clf.predict(classifier, images)[0].argmax(1)
-    valid = (classes == asked) if asked is not None else torch.ones_like(classes, dtype=torch.bool)
-    fake_pixels = (images.flatten(1) + 1) / 2
-    scores = torch.full((args.candidates,), -2.0)
-    for k in classes[valid].unique().tolist():
-        mine = valid & (classes == k)
-        scores[mine] = best_cosine(fake_pixels[mine], real_pixels[y_train == k])
-    # 4: per-class Gaussians of the kept latents
-    fits = fit_latents(z[valid], classes[valid], scores[valid], args.keep, args.min_kept)
+    z, classes, valid, scores = score_candidates(run, classifier, real_pixels, y_train, args.candidates, gen, ema)
+    fits = fit_latents(z[valid], classes[valid], scores[valid], args.keep, args.min_kept)  # step 4
     if not fits:
         raise ValueError(f"no class kept {args.min_kept} or more latents of {args.candidates} candidates: "
                          "raise --candidates")
@@ -106,14 +113,14 @@ def adapt(args) -> dict:
     prior = torch.bincount(y_train, minlength=10)[fitted].double()
     prior = (prior / prior.sum()).float()
 
-    # 5 and the measurements: before (N(0, I)) and after (the fitted mixture)
+    # step 5, and the measurements: before (N(0, I)) and after (the fitted mixture)
     before = run_folder.generate(run, args.n_eval, seed=args.seed + 1, ema=ema)
     z_after, which = sample_latents(mu, sigma, prior, args.n_eval, gen)
     after = run_folder.generate(run, args.n_eval, labels=torch.tensor(fitted)[which] if run.num_classes else None,
                                 z=z_after, ema=ema)
     report = dict(run=os.path.abspath(run.run_dir), ckpt=os.path.abspath(run.ckpt_path), step=run.step,
                   features=args.features, split="test", n_candidates=args.candidates, keep=args.keep,
-                  seed=args.seed, ema=ema, before=evaluator.score(before, args.n_eval),
+                  min_kept=args.min_kept, seed=args.seed, ema=ema, before=evaluator.score(before, args.n_eval),
                   after=evaluator.score(after, args.n_eval), classes_fitted=fitted,
                   classes_missing=[k for k in range(10) if k not in fits],
                   per_class={k: dict(candidates=fits[k]["candidates"], kept=fits[k]["kept"],
