@@ -20,6 +20,9 @@ try:  # the tiny-run pattern of test_train.py (moving to helpers.py)
 except ImportError:
     from test_train import TinyImages
 
+# tiny sample counts everywhere: the small-count FID warning is checked where it matters, silenced elsewhere
+pytestmark = pytest.mark.filterwarnings("ignore:FID from .* samples:RuntimeWarning")
+
 FASHION = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not os.path.exists(FASHION), reason=f"Fashion-MNIST IDX files not in {FASHION}")
 
@@ -261,6 +264,22 @@ def test_score_equals_the_metrics_of_the_features(net, monkeypatch):
                                                                                    subset_size=4), rel=1e-6)
     assert (got["precision"], got["recall"]) == metrics.precision_recall(real, f_fake)
     assert got["n_fake"] == got["n_real"] == got["kid_subset_size"] == 4
+
+
+@needs_fashion
+def test_inception_score_wiring(torch_fidelity_weights, monkeypatch):
+    digest = inception.sha256_of(torch_fidelity_weights)  # weights with logits: "is" is allowed
+    ev = metrics.Evaluator(fashion_cfg(), "cpu", metrics=("fid", "is"), n_real=4, weights=torch_fidelity_weights,
+                           weights_sha256=digest)
+    rng = np.random.default_rng(1)
+    real, feats, class_logits = rng.normal(size=(4, 2048)), rng.normal(size=(6, 2048)), rng.normal(size=(6, 1008))
+    # stand-ins for the network: this tests the wiring (the network is tested above)
+    monkeypatch.setattr(ev, "reference", lambda: real)
+    monkeypatch.setattr(ev.inception, "features_and_logits", lambda images, logits=True: (feats, class_logits))
+    with pytest.warns(RuntimeWarning, match="biased"):
+        got = ev.score(torch.zeros(6, 1, 28, 28), 6)
+    assert (got["is"], got["is_std"]) == metrics.inception_score(class_logits, splits=6)
+    assert got["fid"] == pytest.approx(metrics.fid_from_features(real, feats))
 
 
 @needs_fashion

@@ -9,16 +9,13 @@ small counts) and writes it as JSON to <run>/eval/. See docs/evaluation.md.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 import warnings
 
-import torch
-
-from . import run_folder
+from . import commands, run_folder
 from .metrics import METRICS, Evaluator
 from .metrics.inception import DIM
 
@@ -27,9 +24,7 @@ ARCH_KEYS = ("dataset", "model", "resolution", "channels", "z_dim", "g_base", "c
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m wgan_fast.evaluate", description=__doc__.strip().split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", required=True, help="run folder (runs/<name>)")
+    p = commands.parser("evaluate", __doc__)  # --run, --ckpt, --device, --seed (noise and labels), --no-ema
     p.add_argument("--metrics", default="fid,kid,pr", help=f"comma-separated, of {', '.join(METRICS)}")
     p.add_argument("--n", type=int, default=None, help="generated samples (default: 10000 on CUDA, 2000 on CPU)")
     p.add_argument("--n-real", type=int, default=None, help="real reference images (default: --n)")
@@ -41,11 +36,8 @@ def parse_args(argv=None):
     p.add_argument("--weights-sha256", default=None, help="accept a weights file of this sha256 (another network)")
     p.add_argument("--batch-size", type=int, default=None, help="images per feature batch (default: 200 CUDA, 50 CPU)")
     p.add_argument("--kid-subsets", type=int, default=100)
-    p.add_argument("--ckpt", default=None, help="a checkpoint file (default: the run's newest readable one)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated samples' noise and labels")
-    p.add_argument("--no-ema", action="store_true", help="use the trained generator, not its moving average")
-    p.add_argument("--out", default=None, help="JSON file to write (default: <run>/eval/step_<step>_n<n>_<split>_<features>.json)")
+    p.add_argument("--out", default=None,
+                   help="JSON file to write (default: <run>/eval/step_<step>_n<n>_<split>_<features>.json)")
     return p.parse_args(argv)
 
 
@@ -87,10 +79,8 @@ def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str
 
 
 def evaluate(args) -> dict:
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    run = run_folder.load_run(args.run, device, args.ckpt)
-    if run.cfg["dataset"].startswith("toy-"):
-        raise ValueError(f"{args.run} is a 2-D toy run ({run.cfg['dataset']}): image metrics do not apply")
+    run = commands.open_run(args)
+    device = run.device
     check_architecture(run)
     n = args.n or (10000 if device.type == "cuda" else 2000)
     n_real = args.n_real or n
@@ -103,7 +93,7 @@ def evaluate(args) -> dict:
                        kid_subsets=args.kid_subsets)
         result = ev.score(lambda k: run_folder.generate(run, k, seed=args.seed, ema=not args.no_ema), n)
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)))
-    net = ev.network if {"fid", "kid", "pr"} & set(metrics) else ev.inception or ev.classifier
+    net = ev.network or ev.inception or ev.classifier
     report = dict(run=run.run_dir, ckpt=run.ckpt_path, step=run.step, ema=not args.no_ema, seed=args.seed,
                   dataset=run.cfg["dataset"], split=ev.split, resolution=run.cfg["resolution"],
                   features=ev.features, network=net.tag if net else None,
@@ -127,13 +117,7 @@ def evaluate(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        evaluate(args)
-    except (FileNotFoundError, ValueError) as exc:  # bad input: one clear line, no traceback
-        print(f"wgan_fast.evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return commands.main("evaluate", evaluate, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .knn_manifolds import precision_recall
 from .reference import reference_features, split_used
 
 METRICS = ("fid", "kid", "pr", "is", "class-acc")
+FEATURE_METRICS = {"fid", "kid", "pr"}  # the ones comparing generated with real features
 FEATURES = ("inception", "classifier")
 KID_SUBSET_SIZE = 1000
 PR_K = 3
@@ -42,10 +43,14 @@ class Evaluator:
         self.split = split_used(cfg, split)
         if n_real < PR_K + 1:
             raise ValueError(f"n_real must be >= {PR_K + 1}, got {n_real}")
+        self.features = features
+        # load only the networks the metrics need: fid/kid/pr the feature network, is Inception's
+        # logits, class-acc the classifier
+        compare = bool(FEATURE_METRICS & set(self.metrics))
         self.inception = self.classifier = None
-        if features == "inception" or "is" in self.metrics:
+        if (compare and features == "inception") or "is" in self.metrics:
             self.inception = InceptionFeatures(weights, self.device, batch_size, weights_sha256)
-        if features == "classifier" or "class-acc" in self.metrics:
+        if (compare and features == "classifier") or "class-acc" in self.metrics:
             from .classifier_features import ClassifierFeatures  # noqa: PLC0415
 
             self.classifier = ClassifierFeatures(cfg["dataset"], self.device)
@@ -56,13 +61,14 @@ class Evaluator:
                 "pytorch-fid's pt_inception-2015-12-05-6726825d.pth as the weights to get it.")
         if "class-acc" in self.metrics and not cfg["conditional"]:
             raise ValueError("class-acc: needs a conditional run (its samples have the labels they were made for)")
-        self.network = self.inception if features == "inception" else self.classifier
-        self.features = features
+        self.network = (self.inception if features == "inception" else self.classifier) if compare else None
         self._real = None
         self.reference_path = None
 
     def reference(self) -> np.ndarray:
         """Features of the real reference set (computed once, then from the cache)."""
+        if self.network is None:
+            raise ValueError(f"no reference set: none of {', '.join(sorted(FEATURE_METRICS))} is among the metrics")
         if self._real is None:
             self._real, self.reference_path = reference_features(self.cfg, self.split, self.n_real, self.network,
                                                                  self.network.tag, self.use_cache)
@@ -89,7 +95,7 @@ class Evaluator:
             raise ValueError(f"n must be >= {PR_K + 1}, got {n}")
         images, labels = self._generated(images_or_generate_fn, n, labels)
         result, logits = {}, None
-        if {"fid", "kid", "pr"} & set(self.metrics):
+        if self.network is not None:
             real = self.reference()
             if self.network is self.inception:  # one pass gives the logits too where IS wants them
                 fake, logits = self.inception.features_and_logits(images, logits="is" in self.metrics)
