@@ -27,6 +27,20 @@ FASHION = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not os.path.exists(FASHION), reason=f"Fashion-MNIST IDX files not in {FASHION}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One thread (torch and BLAS) here: on a CPU shared with other jobs, a 2-thread forward stalls
+    at each of the network's ~300 barriers (4.5 s a call measured, against 0.16 s an image with one
+    thread); torch-fidelity's 2048 x 2048 eigvals likewise."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def net():
     return metrics.InceptionFeatures(device="cpu", batch_size=4)
