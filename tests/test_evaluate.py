@@ -268,6 +268,9 @@ def test_reference_is_computed_once_then_read_from_the_cache(tmp_path):
     counter.seen = 0
     again, _ = reference.reference_features(cfg, "test", 6, counter, counter.tag)
     assert counter.seen == 0 and np.array_equal(again, real)
+    # the same dataset found through --data-dir: the same reference, from the cache
+    assert reference.reference_features(fashion_cfg(data_dir=FASHION), "test", 6, counter, counter.tag)[1] == path
+    assert counter.seen == 0
     # other settings, another file
     assert reference.reference_features(fashion_cfg(resolution=32), "test", 6, counter, counter.tag)[1] != path
     # a truncated cache file is reported and recomputed

@@ -84,9 +84,10 @@ def cache_path(cfg: dict, split: str, n: int, network_tag: str) -> str:
 
 
 def _key(cfg, split, n, network_tag) -> dict:
-    return dict(dataset=cfg["dataset"], data_dir=os.path.abspath(cfg["data_dir"]) if cfg["data_dir"] else "",
-                split=split, resolution=cfg["resolution"], channels=cfg["channels"], n=n, network=network_tag,
-                subset_seed=SUBSET_SEED)
+    # where a named dataset's files lie does not change them; an image folder is its path
+    folder = os.path.abspath(cfg["data_dir"]) if cfg["dataset"] in data.FILE_DATASETS else ""
+    return dict(dataset=cfg["dataset"], folder=folder, split=split, resolution=cfg["resolution"],
+                channels=cfg["channels"], n=n, network=network_tag, subset_seed=SUBSET_SEED)
 
 
 def reference_features(cfg: dict, split: str, n: int, network, network_tag: str, use_cache: bool = True):
