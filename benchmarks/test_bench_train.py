@@ -27,8 +27,8 @@ Variants:
 
 extra_info per case: images/s (real images consumed), generator it/s, FLOPs
 of one iteration (torch.utils.flop_counter) and the achieved TFLOP/s, the
-fraction of the bf16 matmul peak measured in the same session, and on CUDA
-the peak memory. Under --benchmark-disable (the CI smoke run) every case
+fraction of the bf16 matmul peak measured in the same session (on CPU also of
+the fp32 peak), and on CUDA the peak memory. Under --benchmark-disable (the CI smoke run) every case
 runs once at batch 8: a check that each path works, not a measurement.
 """
 import time
@@ -71,12 +71,13 @@ def bf16_native(device) -> bool:
 _PEAK = {}
 
 
-def bf16_peak_tflops(device) -> float:
-    """Measured bf16 matmul TFLOP/s on this device (the denominator of the fraction of peak)."""
-    if device not in _PEAK:
+def matmul_peak_tflops(device, dtype=torch.bfloat16) -> float:
+    """Measured matmul TFLOP/s on this device in this dtype (the denominator of a fraction of peak)."""
+    key = (device, dtype)
+    if key not in _PEAK:
         n = 8192 if torch.device(device).type == "cuda" else 1024
-        a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-        b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         for _ in range(3):
             a @ b
         sync(device)
@@ -86,8 +87,8 @@ def bf16_peak_tflops(device) -> float:
             a @ b
             sync(device)
             best = min(best, time.perf_counter() - t0)
-        _PEAK[device] = 2 * n ** 3 / best / 1e12
-    return _PEAK[device]
+        _PEAK[key] = 2 * n ** 3 / best / 1e12
+    return _PEAK[key]
 
 
 def _cfg(model, algorithm, penalty, batch, precision):
@@ -257,7 +258,9 @@ def test_train_iteration(benchmark, device, case, variant):
     tflops = flop_total / median / 1e12
     benchmark.extra_info.update(gen_iters_per_s=1 / median, images_per_s=N_CRITIC * batch / median,
                                 gflop_per_iter=flop_total / 1e9, tflops=tflops,
-                                frac_bf16_peak=tflops / bf16_peak_tflops(str(device)))
+                                frac_bf16_peak=tflops / matmul_peak_tflops(str(device)))
+    if device.type == "cpu":  # fp32 variants on a CPU are bound by its fp32 peak, not the bf16 one
+        benchmark.extra_info["frac_fp32_peak"] = tflops / matmul_peak_tflops(str(device), torch.float32)
     if device.type == "cuda":
         benchmark.extra_info["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2 ** 30
     if algo == "wgan-gp":  # the penalty overhead pairs this case with its no-penalty twin
