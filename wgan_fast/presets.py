@@ -17,12 +17,13 @@ _TOY = dict(algorithm="wgan-gp", model="mlp", gp_weight=0.1, batch_size=256, ste
 
 PRESETS = {
     # the flagship default: WGAN-GP with a DCGAN pair on Fashion-MNIST at its native
-    # 28 px, chosen for quality per minute (measured on the 2-core CPU, 9.5 min each,
-    # FID of 2,000 samples vs 2,000 test images, docs/results.md): one critic step
-    # per generator step with the two time-scale rule (critic lr 4e-4, generator
-    # 1e-4; Heusel et al.) gets ~10k generator steps and FID 44, against 80 for the
-    # same at 32 px (3k steps) and ~800 steps for five critic steps at 32 px. On a
-    # CPU it stops after 9.5 minutes; a GPU runs the whole schedule.
+    # 28 px, chosen for quality per minute on the 2-core CPU (9.5 min runs, FID of
+    # 2,000 samples vs 2,000 test images): one critic step per generator step with
+    # the two time-scale rule (critic lr 4e-4, generator 1e-4; Heusel et al.) beat
+    # the same at 32 px (FID 44 vs 80 when it was chosen) and five critic steps at
+    # 32 px (~800 steps in the time). Re-measured on 2026-12-01: 5,053 steps, FID
+    # 70.6 (docs/results.md). On a CPU it stops after 9.5 minutes; a GPU runs the
+    # whole schedule.
     "fashion-wgan-gp": dict(_FASHION, steps=40000, cpu_max_minutes=9.5),
     "fashion-cwgan-gp": dict(_FASHION, conditional=True, num_classes=10, steps=40000),
     "mnist-mlp-gan": dict(algorithm="gan", **_MNIST_MLP),
