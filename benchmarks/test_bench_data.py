@@ -54,16 +54,16 @@ class _StockTorchvision:
 
         tf = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor(), T.Normalize([0.5] * 3, [0.5] * 3)])
         # forkserver only so that forking after DALI's threads cannot hang this benchmark process
-        self.it = iter(torch.utils.data.DataLoader(ImageFolder(root, tf), batch_size=batch, shuffle=True,
-                                                   num_workers=2, persistent_workers=True, drop_last=True,
-                                                   multiprocessing_context=files.worker_context()))
-        self.root, self.batch, self.tf = root, batch, tf
+        self.loader = torch.utils.data.DataLoader(ImageFolder(root, tf), batch_size=batch, shuffle=True,
+                                                  num_workers=2, persistent_workers=True, drop_last=True,
+                                                  multiprocessing_context=files.worker_context())
+        self.it = iter(self.loader)
 
     def next(self):
         try:
             return next(self.it)
-        except StopIteration:
-            self.__init__(self.root, self.batch)
+        except StopIteration:  # a new epoch, as `for epoch: for x in loader` does: the persistent workers stay
+            self.it = iter(self.loader)
             return next(self.it)
 
 
@@ -81,8 +81,9 @@ def test_jpeg_folder(benchmark, jpeg_folder, batch, variant):
         stream = files.DataLoaderStream(jpeg_folder, None, 64, 3, batch, "cpu", num_workers=2)
     else:
         stream = _StockTorchvision(os.path.dirname(os.path.dirname(jpeg_folder[0])), batch)
+    # two epochs a round: the steady state, epoch ends included
     _run(benchmark, stream, batch, f"cpu jpeg 178x218 -> 64x64 B={batch}", variant,
-         "stock-torchvision" if variant != "stock-torchvision" else None, n_batches=2 if batch == 256 else 4)
+         "stock-torchvision" if variant != "stock-torchvision" else None, n_batches=2 * N_FILES // batch)
 
 
 @pytest.mark.parametrize("batch", [64, 256])

@@ -110,9 +110,15 @@ def list_images(root: str):
     return result
 
 
+# The filter that brings image files to the resolution (with the crop, part of the
+# reference-statistics cache key: other pixels, other statistics).
+RESIZE_FILTER = "bilinear-aa"
+
+
 def decode_image(path: str, resolution: int, channels: int, crop: str = "center"):
     """One file -> uint8 (resolution, resolution, channels): centre square crop
-    (crop="center") or the whole image (crop="none"), then a bicubic resize.
+    (crop="center") or the whole image (crop="none"), then an antialiased
+    bilinear resize (RESIZE_FILTER; the DALI pipeline applies the same).
     Returns (array, was_smaller)."""
     from PIL import Image  # noqa: PLC0415
 
@@ -124,7 +130,7 @@ def decode_image(path: str, resolution: int, channels: int, crop: str = "center"
             left, top = (w - s) // 2, (h - s) // 2
             im = im.crop((left, top, left + s, top + s))
         smaller = min(im.size) < resolution
-        im = im.resize((resolution, resolution), Image.BICUBIC)
+        im = im.resize((resolution, resolution), Image.BILINEAR)
         arr = np.asarray(im, dtype=np.uint8)
     return (arr[..., None] if channels == 1 else arr), smaller
 

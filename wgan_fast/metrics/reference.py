@@ -77,16 +77,19 @@ def real_images(cfg: dict, split: str, n: int) -> torch.Tensor:
 
 def cache_path(cfg: dict, split: str, n: int, network_tag: str) -> str:
     name = cfg["dataset"]
-    if name in data.FILE_DATASETS:  # "folder" names no dataset: the folder does
+    if name in data.FILE_DATASETS:  # "folder" names no dataset: the folder does; crop and filter make the pixels
         name += "-" + hashlib.sha256(os.path.abspath(cfg["data_dir"]).encode()).hexdigest()[:8]
+        name += f"-{cfg['crop']}-{formats.RESIZE_FILTER}"
     stem = f"{name}-{split}-{cfg['resolution']}px-{cfg['channels']}ch-n{n}-{network_tag}"
     return os.path.join(cache_dir(), "reference", stem + ".npz")
 
 
 def _key(cfg, split, n, network_tag) -> dict:
     # where a named dataset's files lie does not change them; an image folder is its path
-    folder = os.path.abspath(cfg["data_dir"]) if cfg["dataset"] in data.FILE_DATASETS else ""
-    return dict(dataset=cfg["dataset"], folder=folder, split=split, resolution=cfg["resolution"],
+    files = cfg["dataset"] in data.FILE_DATASETS
+    folder = os.path.abspath(cfg["data_dir"]) if files else ""
+    prep = f"{cfg['crop']}-{formats.RESIZE_FILTER}" if files else ""
+    return dict(dataset=cfg["dataset"], folder=folder, preparation=prep, split=split, resolution=cfg["resolution"],
                 channels=cfg["channels"], n=n, network=network_tag, subset_seed=SUBSET_SEED)
 
 
