@@ -150,8 +150,9 @@ def test_dali_and_dataloader_decode_alike(tmp_path):
     root = write_folder(tmp_path / "f", n_per_class=4)
     xs = [data.make_stream(cfg_for("folder", root, loader=l, num_workers=0), "cpu").next()[0]
           for l in ("dali", "torchvision")]
-    # different resizers (DALI: resize shorter side then crop; PIL: crop then resize), same geometry
-    assert (xs[0] - xs[1]).abs().mean() < 0.1
+    # the same centre square and filter (antialiased bilinear) in two resizers: a few 8-bit levels apart
+    diff = (xs[0] - xs[1]).abs()
+    assert diff.mean() < 0.01 and diff.max() < 0.05
 
 
 def test_two_ranks_of_a_file_stream_are_disjoint(tmp_path):

@@ -345,6 +345,24 @@ def test_image_folder_without_images_and_without_test_split(tmp_path):
         ev.reference()
 
 
+def test_image_folder_reference_is_cached_per_crop(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):  # wide images: the centre crop and the whole-image resize give other pixels
+        Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    counter = MeanPixels()
+    cfgs = [config.resolve({"dataset": "folder", "data_dir": str(folder), "resolution": "28", "channels": "3",
+                            "crop": crop}) for crop in ("center", "none")]
+    with pytest.warns(RuntimeWarning, match="no test split"):
+        (center, p_center), (whole, p_whole) = [reference.reference_features(c, "test", 4, counter, counter.tag)
+                                                for c in cfgs]
+    assert p_center != p_whole and counter.seen == 8  # each computed, neither read from the other's file
+    assert "-center-bilinear-aa-" in os.path.basename(p_center) and not np.allclose(center, whole)
+
+
 # ---- the command ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

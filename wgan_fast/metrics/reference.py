@@ -75,22 +75,26 @@ def real_images(cfg: dict, split: str, n: int) -> torch.Tensor:
     return data._to_resolution(chosen, res, ch)  # noqa: SLF001 - the trainer's resize, so both sides match
 
 
+def _preparation(cfg: dict) -> str:
+    """How an image-file dataset's pixels are made (crop, filter); "" for array datasets."""
+    return f"{cfg['crop']}-{formats.RESIZE_FILTER}" if cfg["dataset"] in data.FILE_DATASETS else ""
+
+
 def cache_path(cfg: dict, split: str, n: int, network_tag: str) -> str:
     name = cfg["dataset"]
-    if name in data.FILE_DATASETS:  # "folder" names no dataset: the folder does; crop and filter make the pixels
+    if name in data.FILE_DATASETS:  # "folder" names no dataset: the folder does
         name += "-" + hashlib.sha256(os.path.abspath(cfg["data_dir"]).encode()).hexdigest()[:8]
-        name += f"-{cfg['crop']}-{formats.RESIZE_FILTER}"
+        name += "-" + _preparation(cfg)
     stem = f"{name}-{split}-{cfg['resolution']}px-{cfg['channels']}ch-n{n}-{network_tag}"
     return os.path.join(cache_dir(), "reference", stem + ".npz")
 
 
 def _key(cfg, split, n, network_tag) -> dict:
     # where a named dataset's files lie does not change them; an image folder is its path
-    files = cfg["dataset"] in data.FILE_DATASETS
-    folder = os.path.abspath(cfg["data_dir"]) if files else ""
-    prep = f"{cfg['crop']}-{formats.RESIZE_FILTER}" if files else ""
-    return dict(dataset=cfg["dataset"], folder=folder, preparation=prep, split=split, resolution=cfg["resolution"],
-                channels=cfg["channels"], n=n, network=network_tag, subset_seed=SUBSET_SEED)
+    folder = os.path.abspath(cfg["data_dir"]) if cfg["dataset"] in data.FILE_DATASETS else ""
+    return dict(dataset=cfg["dataset"], folder=folder, preparation=_preparation(cfg), split=split,
+                resolution=cfg["resolution"], channels=cfg["channels"], n=n, network=network_tag,
+                subset_seed=SUBSET_SEED)
 
 
 def reference_features(cfg: dict, split: str, n: int, network, network_tag: str, use_cache: bool = True):
