@@ -2,18 +2,26 @@
 
 `build(kind, ...)` returns a (generator, critic) pair; every kind has a
 conditional variant (`num_classes > 0`): a class embedding concatenated to z
-in the generator, a projection discriminator in the critic.
+in the generator, a projection discriminator in the critic. `from_config(cfg)`
+builds a run's pair (2-D toys included) and `check_config(cfg)` says, before
+anything runs, whether the model can be built as configured: each critic
+class states the resolutions and normalisations it accepts.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .dcgan import DCGANCritic, DCGANGenerator
 from .layers import CRITIC_NORMS, critic_norm
 from .mlp import MLPCritic, MLPGenerator
 from .resnet import ResNetCritic, ResNetGenerator
 
-KINDS = ("mlp", "dcgan", "resnet")
+PAIRS = {"mlp": (MLPGenerator, MLPCritic), "dcgan": (DCGANGenerator, DCGANCritic),
+         "resnet": (ResNetGenerator, ResNetCritic)}
+KINDS = tuple(PAIRS)
+TOY_DATASETS = ("toy-8gaussians", "toy-moons", "toy-scurve")
 
 
 def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes: int = 0,
@@ -32,9 +40,55 @@ def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes:
     raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
 
 
+def check_config(cfg: dict) -> None:
+    """Raise ConfigError naming the key when the run's model cannot be built as configured."""
+    kind = cfg["model"]
+    if kind not in PAIRS:
+        raise ConfigError(f"model: must be one of {', '.join(KINDS)}, got {kind!r}")
+    critic = PAIRS[kind][1]
+    if cfg["dataset"] in TOY_DATASETS:
+        if kind != "mlp":
+            raise ConfigError(f"model: the 2-D toy datasets use the mlp model, got {kind!r}")
+        if cfg["conditional"]:
+            raise ConfigError("conditional: the 2-D toy datasets have no class labels")
+    elif critic.RESOLUTIONS is not None and cfg["resolution"] not in critic.RESOLUTIONS:
+        raise ConfigError(f"resolution: the {kind} model makes {', '.join(map(str, critic.RESOLUTIONS))} px, "
+                          f"got {cfg['resolution']}")
+    if cfg["critic_norm"] not in critic.NORMS:
+        raise ConfigError(f"critic_norm: the {kind} critic takes {', '.join(critic.NORMS)}, "
+                          f"got {cfg['critic_norm']!r}")
+
+
+def from_config(cfg: dict, device="cpu"):
+    """The run's (generator, critic) on `device`: 2-D toys get small MLPs on
+    points, wgan-sn critics spectral norm on every layer, CUDA channels_last."""
+    device = torch.device(device)
+    toy = cfg["dataset"] in TOY_DATASETS
+    num_classes = cfg["num_classes"] if cfg["conditional"] else 0
+    if toy:
+        G = MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, num_classes=num_classes, tanh=False)
+        D = MLPCritic((2,), hidden=(cfg["d_base"],) * 3, num_classes=num_classes)
+    else:
+        G, D = build(cfg["model"], resolution=cfg["resolution"], channels=cfg["channels"], z_dim=cfg["z_dim"],
+                     num_classes=num_classes, critic_norm=cfg["critic_norm"], g_base=cfg["g_base"],
+                     d_base=cfg["d_base"])
+    if cfg["algorithm"] == "wgan-sn":
+        from .. import nn as wnn  # noqa: PLC0415
+
+        for m in D.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+                # only power_iteration_ iterates: every forward of a critic step shares one sigma
+                wnn.spectral_norm(m, n_power_iterations=cfg["sn_iterations"], iterate_on_forward=False)
+    G, D = G.to(device), D.to(device)
+    if device.type == "cuda" and not toy and cfg["model"] != "mlp":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    return G, D
+
+
 def has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-__all__ = ["KINDS", "CRITIC_NORMS", "build", "critic_norm", "has_batchnorm", "MLPGenerator", "MLPCritic",
-           "DCGANGenerator", "DCGANCritic", "ResNetGenerator", "ResNetCritic"]
+__all__ = ["KINDS", "PAIRS", "CRITIC_NORMS", "build", "check_config", "from_config", "critic_norm",
+           "has_batchnorm", "MLPGenerator", "MLPCritic", "DCGANGenerator", "DCGANCritic", "ResNetGenerator",
+           "ResNetCritic"]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..nn.penalty_layers import Conv2d, LeakyReLU
-from .layers import ClassEmbedding, Projection, critic_norm
+from .layers import CRITIC_NORMS, ClassEmbedding, Projection, critic_norm
 
 # resolution -> (first feature map size, number of stride-2 up/down layers)
 GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4), 96: (6, 4)}
@@ -48,6 +48,9 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANCritic(nn.Module):
+    NORMS = CRITIC_NORMS
+    RESOLUTIONS = tuple(sorted(GEOMETRY))
+
     def __init__(self, resolution=64, channels=3, base=64, num_classes=0, norm="none"):
         super().__init__()
         size0, n_down = geometry(resolution)

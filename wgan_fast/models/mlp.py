@@ -37,9 +37,12 @@ class MLPGenerator(nn.Module):
 class MLPCritic(nn.Module):
     """Image -> four Linear layers with LeakyReLU(0.2) -> one score (no sigmoid)."""
 
+    NORMS = ("none", "layer")
+    RESOLUTIONS = None  # any
+
     def __init__(self, in_shape=(1, 28, 28), hidden=(1024, 512, 256), num_classes=0, norm="none"):
         super().__init__()
-        if norm not in ("none", "layer"):
+        if norm not in self.NORMS:
             raise ValueError(f"MLP critic norm must be 'none' or 'layer', got {norm!r}")
         self.in_shape, self.num_classes = tuple(in_shape), num_classes
         dims = [math.prod(self.in_shape), *hidden]

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn.penalty_layers import Conv2d, leaky_relu
-from .layers import ClassEmbedding, Projection, critic_norm
+from .layers import CRITIC_NORMS, ClassEmbedding, Projection, critic_norm
 
 
 def relu(x):
@@ -77,6 +77,9 @@ class ResNetGenerator(nn.Module):
 
 
 class ResNetCritic(nn.Module):
+    NORMS = CRITIC_NORMS
+    RESOLUTIONS = (32,)
+
     def __init__(self, resolution=32, channels=3, base=128, num_classes=0, norm="none"):
         super().__init__()
         if resolution != 32:

@@ -1,0 +1,113 @@
+"""Expected failures, each with its exit code, and the command-line wrapper
+that reports them as one line.
+
+A command ends with one of these codes (docs/errors.md):
+
+    0  done
+    1  a bug: an unexpected exception, printed with its traceback
+    2  usage: a bad argument, config key or value (also a resume whose config differs)
+    3  non-finite: the run produced NaN/inf and stopped before using the bad weights
+    4  data: a dataset missing, unreadable or too corrupt
+    5  missing optional part: a package of an extra that is not installed
+    6  checkpoint: unreadable, not a wgan_fast checkpoint, or not fitting the run
+    7  device: the requested device is not available (e.g. --device cuda without a GPU)
+    130 interrupted (Ctrl-C)
+
+An expected failure is one line on stderr, `wgan_fast.<command>: <kind>: <what
+and what to do>`; `WGAN_FAST_DEBUG=1` prints the traceback as well.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+
+
+class WganFastError(Exception):
+    """An expected failure: the message names the file or key and what to do."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class UsageError(WganFastError, ValueError):
+    exit_code, kind = 2, "usage error"
+
+
+class ConfigError(UsageError):
+    """A config value that cannot run; the message names the key."""
+
+
+class NonFiniteError(WganFastError, RuntimeError):
+    exit_code, kind = 3, "non-finite"
+
+
+class DataError(WganFastError, ValueError):
+    exit_code, kind = 4, "data error"
+
+
+class DataNotFound(DataError, FileNotFoundError):
+    pass
+
+
+class MissingDependency(WganFastError, ImportError):
+    exit_code, kind = 5, "missing optional part"
+
+
+class CheckpointError(WganFastError, ValueError):
+    exit_code, kind = 6, "checkpoint error"
+
+
+class CheckpointNotFound(CheckpointError, FileNotFoundError):
+    pass
+
+
+class DeviceError(WganFastError, RuntimeError):
+    exit_code, kind = 7, "device error"
+
+
+EXIT_CODES = {0: "done", 1: "a bug (traceback printed)", 2: UsageError.kind, 3: NonFiniteError.kind,
+              4: DataError.kind, 5: MissingDependency.kind, 6: CheckpointError.kind, 7: DeviceError.kind,
+              130: "interrupted"}
+
+
+def require(module: str, extra: str, what: str):
+    """Import an optional dependency or raise MissingDependency naming the extra."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(f"{what} needs the Python package {module.split('.')[0]!r} ({exc}); "
+                                f"install it with: pip install 'wgan_fast[{extra}]'") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _format_warning(message, category, filename, lineno, line=None):
+    return f"[wgan_fast] warning: {_one_line(message)}\n"
+
+
+def run(prog: str, fn, *args) -> int:
+    """Call fn(*args) as the command `prog`; return its exit code.
+
+    Expected failures print one line; anything else is a bug and prints its
+    traceback (exit 1).
+    """
+    debug = os.environ.get("WGAN_FAST_DEBUG") == "1"
+    if not debug:
+        warnings.formatwarning = _format_warning
+    try:
+        code = fn(*args)
+    except WganFastError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"wgan_fast.{prog}: {exc.kind}: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"\nwgan_fast.{prog}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
