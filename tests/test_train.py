@@ -62,6 +62,19 @@ def test_resume_is_bit_exact(tmp_path):
             assert torch.equal(a[key][name], b[key][name]), (key, name)
 
 
+def test_resume_keeps_each_step_once_in_metrics(tmp_path):
+    """A run killed after logging past its last checkpoint (and mid-line) resumes
+    with a metrics series that has each step once, in order."""
+    cfg = tiny_cfg(tmp_path, steps=6, ckpt_every=3, log_every=1)
+    run_dir = train.train(cfg, data=TinyImages())
+    os.unlink(checkpoint.path_for(run_dir, 6))  # as if killed between logging step 6 and its checkpoint
+    with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 7, "loss_d": 0.')  # and a line cut short
+    train.train(dict(cfg, resume=True), data=TinyImages())
+    steps = [json.loads(line)["step"] for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
 def test_nonfinite_loss_stops_with_a_pointer_to_the_last_checkpoint(tmp_path):
     cfg = tiny_cfg(tmp_path, steps=6, ckpt_every=2, log_every=1)
     with pytest.raises(train.NonFiniteError, match="non-finite .* at generator step 3.*ckpt_00000002.pt"):
@@ -80,6 +93,24 @@ def test_rollback_lowers_the_learning_rate(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "train", fake_data_train)
     train.train_with_rollback(cfg)
     assert seen == [cfg["lr_d"], cfg["lr_d"] * 0.5]
+    # the halved rates are the ones trained with (the loaded optimiser state must not restore the old ones)
+    state, _ = checkpoint.load_latest(os.path.join(tmp_path, "run"))
+    assert state["step"] == 4
+    for opt, sched, key in (("opt_d", "sched_d", "lr_d"), ("opt_g", "sched_g", "lr_g")):
+        assert state[opt]["param_groups"][0]["lr"] == pytest.approx(cfg[key] * 0.5)
+        assert state[sched]["base_lrs"] == [pytest.approx(cfg[key] * 0.5)]
+
+
+def test_no_checkpoint_is_written_from_a_nonfinite_state(tmp_path):
+    """Checkpoints every 2 steps, logs every 5: the NaN from step 3 on is caught
+    before step 4's checkpoint, which is never written."""
+    cfg = tiny_cfg(tmp_path, steps=8, ckpt_every=2, log_every=5, keep_ckpts=1)
+    with pytest.raises(train.NonFiniteError, match="step 4, found before writing its checkpoint.*ckpt_00000002.pt"):
+        train.train(cfg, data=TinyImages(nan_after=4))
+    run_dir = os.path.join(tmp_path, "run")
+    assert [os.path.basename(p) for p in checkpoint.list_checkpoints(run_dir)] == ["ckpt_00000002.pt"]
+    state, _ = checkpoint.load_latest(run_dir)
+    assert all(torch.isfinite(t).all() for k in ("G", "D", "G_ema") for t in state[k].values() if t.is_floating_point())
 
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path):
@@ -271,3 +302,19 @@ def test_kill_9_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
     final, _ = checkpoint.load_latest(str(run_dir))
     assert final["step"] == state["step"] + 10
     assert not list(run_dir.glob(".ckpt_*.tmp"))
+
+
+def test_sync_bn_is_refused_for_several_cpu_processes(tmp_path, monkeypatch):
+    """torch's SyncBatchNorm runs on CUDA only: several CPU processes are refused
+    before any process group or data exists; one process trains (a no-op)."""
+    from wgan_fast.errors import DeviceError
+
+    cfg = tiny_cfg(tmp_path, sync_bn=True, device="cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(DeviceError, match="sync_bn: .*CUDA tensors only"):
+        train.setup_distributed(cfg)
+    assert not torch.distributed.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    run_dir = train.train(cfg, data=TinyImages())
+    assert checkpoint.load_latest(run_dir)[0]["step"] == cfg["steps"]

@@ -32,6 +32,7 @@ import torch
 
 from . import classifier as clf
 from . import commands, data, metrics, run_folder
+from .errors import UsageError
 from .runlog import save_grid
 
 
@@ -85,12 +86,12 @@ def sample_latents(mu: torch.Tensor, sigma: torch.Tensor, prior: torch.Tensor, n
 
 def adapt(args) -> dict:
     if not 0 < args.keep <= 1:
-        raise ValueError(f"--keep must be in (0, 1], got {args.keep}")
+        raise UsageError(f"--keep must be in (0, 1], got {args.keep}")
     if args.min_kept < 2:
-        raise ValueError(f"--min-kept must be at least 2 (a standard deviation needs two), got {args.min_kept}")
+        raise UsageError(f"--min-kept must be at least 2 (a standard deviation needs two), got {args.min_kept}")
     for name in ("candidates", "n_eval", "n_real"):
         if getattr(args, name) < 10:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 10, got {getattr(args, name)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 10, got {getattr(args, name)}")
     run = commands.open_run(args)
     classifier = commands.domain_classifier(run, required=True)
     cfg, ema = dict(run.cfg, data_dir=args.data_dir or run.cfg["data_dir"]), not args.no_ema
@@ -105,7 +106,7 @@ def adapt(args) -> dict:
     z, classes, valid, scores = score_candidates(run, classifier, real_pixels, y_train, args.candidates, gen, ema)
     fits = fit_latents(z[valid], classes[valid], scores[valid], args.keep, args.min_kept)  # step 4
     if not fits:
-        raise ValueError(f"no class kept {args.min_kept} or more latents of {args.candidates} candidates: "
+        raise UsageError(f"no class kept {args.min_kept} or more latents of {args.candidates} candidates: "
                          "raise --candidates")
     fitted = sorted(fits)
     mu = torch.stack([fits[k]["mu"] for k in fitted])

@@ -12,10 +12,12 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tempfile
 import warnings
 
 import torch
+
+from .atomic import atomic_path
+from .errors import CheckpointError
 
 PATTERN = re.compile(r"ckpt_(\d{8})\.pt$")
 
@@ -30,33 +32,10 @@ def list_checkpoints(run_dir: str) -> list[str]:
     return sorted(found, key=lambda p: int(PATTERN.search(os.path.basename(p)).group(1)))
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj, path: str) -> str:
     """torch.save to a temporary file in the same folder, fsync, rename over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt_", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
+    with atomic_path(path, prefix=".ckpt_") as tmp:
+        torch.save(obj, tmp)
     return path
 
 
@@ -78,6 +57,16 @@ def save(state: dict, run_dir: str, step: int, keep: int) -> str:
 # the models (G, D, G_ema, config, step) at the best in-training evaluation score:
 # for sampling and evaluation (run_folder.load_run(..., ckpt=...)), never rotated out
 BEST = "best.pt"
+
+
+def load_file(path: str, map_location="cpu"):
+    """torch.load(weights_only=True) of one checkpoint file; CheckpointError
+    naming it when it cannot be read."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, corrupt, not a torch file, unsafe pickle: all unreadable
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
 def load_latest(run_dir: str, map_location="cpu"):

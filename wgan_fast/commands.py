@@ -1,22 +1,41 @@
-"""What the generation commands (sample, interpolate, export, adapt, anomaly)
-share: the run arguments, and bad input reported as one clear line (exit code
-2) instead of a traceback."""
+"""What the evaluation and generation commands (evaluate, sample, interpolate,
+export, adapt, anomaly) share: the run arguments, and expected failures
+reported as one line with their exit code (wgan_fast.errors) instead of a
+traceback."""
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-
 import torch
 
-from . import run_folder
+from . import errors, run_folder
+from .errors import DataNotFound, UsageError
 
 
-def parser(prog: str, doc: str, generates: bool = True) -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported as one line (exit code 2) and
+    the exit codes listed under --help."""
+
+    def error(self, message):
+        self.exit(errors.UsageError.exit_code,
+                  f"{self.prog}: {errors.UsageError.kind}: {message} (see --help)\n")
+
+
+def new_parser(prog: str, doc: str) -> ArgumentParser:
+    """A parser for `python -m wgan_fast.<prog>` whose help is the module
+    docstring and the exit codes."""
+    return ArgumentParser(prog=f"python -m wgan_fast.{prog}", description=doc.strip(),
+                          epilog=errors.exit_codes_text(), formatter_class=_Formatter)
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def parser(prog: str, doc: str, generates: bool = True) -> ArgumentParser:
     """An argument parser with --run, --ckpt, --device and, for commands that
     generate, --seed and --no-ema."""
-    p = argparse.ArgumentParser(prog=f"python -m wgan_fast.{prog}", description=doc.strip().split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(prog, doc)
     p.add_argument("--run", required=True, help="run folder (runs/<name>)")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (default: the run's newest readable one)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
@@ -27,16 +46,17 @@ def parser(prog: str, doc: str, generates: bool = True) -> argparse.ArgumentPars
 
 
 def device_of(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device named by --device; DeviceError when it is not there."""
+    from .runtime import resolve_device  # noqa: PLC0415
+
+    return resolve_device(name, "--device")
 
 
 def open_run(args) -> run_folder.Run:
     """The run of --run/--ckpt; refuses runs that make no images (2-D toys)."""
     run = run_folder.load_run(args.run, device_of(args.device), args.ckpt)
     if run.cfg["dataset"].startswith("toy-"):
-        raise ValueError(f"{args.run} is a 2-D toy run ({run.cfg['dataset']}): it makes points, not images")
+        raise UsageError(f"{args.run} is a 2-D toy run ({run.cfg['dataset']}): it makes points, not images")
     return run
 
 
@@ -45,9 +65,9 @@ def class_arg(run: run_folder.Run, k: int | None) -> int | None:
     if k is None:
         return None
     if not run.num_classes:
-        raise ValueError(f"--class {k}: {run.run_dir} is not a conditional run (trained without --conditional)")
+        raise UsageError(f"--class {k}: {run.run_dir} is not a conditional run (trained without --conditional)")
     if not 0 <= k < run.num_classes:
-        raise ValueError(f"--class {k}: the run has classes 0..{run.num_classes - 1}")
+        raise UsageError(f"--class {k}: the run has classes 0..{run.num_classes - 1}")
     return k
 
 
@@ -57,13 +77,9 @@ def out_dir(path: str) -> str:
 
 
 def main(prog: str, command, args) -> int:
-    """Run `command(args)`; bad input (missing files, wrong values) -> one line on stderr, exit code 2."""
-    try:
-        command(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"wgan_fast.{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """Run `command(args)`; an expected failure is one line on stderr with its
+    exit code (wgan_fast.errors), anything else a bug with its traceback."""
+    return errors.run(prog, command, args)
 
 
 def domain_classifier(run: run_folder.Run, required: bool):
@@ -73,7 +89,7 @@ def domain_classifier(run: run_folder.Run, required: bool):
 
     try:
         return load_classifier(run.cfg["dataset"], run.device)
-    except FileNotFoundError:
+    except (UsageError, DataNotFound):
         if required:
             raise
         return None

@@ -46,7 +46,7 @@ KEYS = (
     # run
     Key("name", "", "run", "run folder name under out_dir (default: the preset, else algorithm-dataset)"),
     Key("out_dir", "runs", "run", "folder that holds run folders", resume_ok=True),
-    Key("preset", "", "run", "named configuration to start from (see presets below)", resume_ok=True),
+    Key("preset", "", "run", "named configuration to start from (listed under presets)", resume_ok=True),
     Key("seed", 0, "run", "seed of weights, data order, noise and sample grids"),
     Key("device", "auto", "run", "auto (CUDA when available), cpu, cuda or cuda:N", resume_ok=True),
     Key("resume", False, "run", "continue the run folder's newest readable checkpoint", resume_ok=True),
@@ -99,8 +99,8 @@ KEYS = (
     Key("cpu_max_minutes", 0.0, "optimisation", "the same limit, applied only when training on a CPU", low=0,
         resume_ok=True),
     Key("optimizer", "adam", "optimisation", "Adam (fused on CUDA) or RMSprop", choices=("adam", "rmsprop")),
-    Key("lr_g", 1e-4, "optimisation", "generator learning rate", low=0),
-    Key("lr_d", 1e-4, "optimisation", "critic learning rate", low=0),
+    Key("lr_g", 1e-4, "optimisation", "generator learning rate (a resume may lower it)", low=0, resume_ok=True),
+    Key("lr_d", 1e-4, "optimisation", "critic learning rate (a resume may lower it)", low=0, resume_ok=True),
     Key("beta1", 0.0, "optimisation", "Adam beta1", low=0, high=1),
     Key("beta2", 0.9, "optimisation", "Adam beta2", low=0, high=1),
     Key("lr_decay", False, "optimisation", "decay both learning rates linearly to 0 over steps"),
@@ -263,7 +263,7 @@ def _check_key(k: Key, val) -> str | None:
 
 def validate(cfg: dict) -> None:
     """Raise ConfigError naming the key of the first value that cannot run."""
-    from . import models  # noqa: PLC0415  (each model says what it accepts)
+    from . import data, models  # noqa: PLC0415  (each part says what it accepts)
 
     unknown = _unknown(cfg)
     if unknown:
@@ -293,7 +293,30 @@ def validate(cfg: dict) -> None:
             "per-sample penalty; use none, layer or instance")
     if cfg["resume"] and cfg["overwrite"]:
         raise ConfigError("overwrite: resume=true continues the run folder, overwrite=true deletes it; choose one")
+    toy = cfg["dataset"].startswith("toy-")
+    if cfg["eval_every"] and toy:
+        raise ConfigError("eval_every: image metrics do not apply to the 2-D toy datasets; set it to 0")
+    if cfg["eval_every"] and cfg["eval_features"] == "classifier" and cfg["dataset"] not in ("fashion-mnist", "mnist"):
+        raise ConfigError(f"eval_features: the domain classifier knows fashion-mnist and mnist, not "
+                          f"{cfg['dataset']}; use inception")
+    if cfg["eval_every"] and cfg["eval_metric"] == "kid" and cfg["eval_n"] < 8:
+        raise ConfigError("eval_n: KID needs at least 8 samples")
+    data.check_config(cfg)
     models.check_config(cfg)
+
+
+def resume_differences(saved: dict, now: dict) -> list[str]:
+    """'key (checkpoint: a, now: b)' for each key that differs between a
+    checkpoint's config and this run's and may not change on resume. A key the
+    checkpoint does not name (older versions) counts as its default."""
+    out = []
+    for k in KEYS:
+        if k.resume_ok:
+            continue
+        before = saved.get(k.name, k.default)
+        if before != now[k.name]:
+            out.append(f"{k.name} (checkpoint: {_show(before)}, now: {_show(now[k.name])})")
+    return out
 
 
 def help_text() -> str:

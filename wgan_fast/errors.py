@@ -11,6 +11,7 @@ A command ends with one of these codes (docs/errors.md):
     5  missing optional part: a package of an extra that is not installed
     6  checkpoint: unreadable, not a wgan_fast checkpoint, or not fitting the run
     7  device: the requested device is not available (e.g. --device cuda without a GPU)
+    8  below threshold: a result missed a threshold the user set (nothing written)
     130 interrupted (Ctrl-C)
 
 An expected failure is one line on stderr, `wgan_fast.<command>: <kind>: <what
@@ -67,9 +68,21 @@ class DeviceError(WganFastError, RuntimeError):
     exit_code, kind = 7, "device error"
 
 
+class BelowThreshold(WganFastError):
+    """A result that misses a threshold the user set; nothing was written."""
+
+    exit_code, kind = 8, "below threshold"
+
+
 EXIT_CODES = {0: "done", 1: "a bug (traceback printed)", 2: UsageError.kind, 3: NonFiniteError.kind,
               4: DataError.kind, 5: MissingDependency.kind, 6: CheckpointError.kind, 7: DeviceError.kind,
+              8: BelowThreshold.kind,
               130: "interrupted"}
+
+
+def exit_codes_text() -> str:
+    """The exit codes, for the commands' --help."""
+    return "exit codes:\n" + "\n".join(f"  {code:<3d} {what}" for code, what in EXIT_CODES.items())
 
 
 def require(module: str, extra: str, what: str):
@@ -110,4 +123,4 @@ def run(prog: str, fn, *args) -> int:
     except KeyboardInterrupt:
         print(f"\nwgan_fast.{prog}: interrupted", file=sys.stderr)
         return 130
-    return int(code or 0)
+    return code if isinstance(code, int) else 0

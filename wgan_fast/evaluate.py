@@ -16,6 +16,7 @@ import time
 import warnings
 
 from . import commands, run_folder
+from .errors import CheckpointError
 from .metrics import METRICS, Evaluator
 from .metrics.inception import DIM
 
@@ -51,7 +52,7 @@ def check_architecture(run: run_folder.Run) -> None:
     diff = [f"{k}={run.cfg.get(k)!r} (config.json: {folder_cfg.get(k)!r})" for k in ARCH_KEYS
             if k in folder_cfg and run.cfg.get(k) != folder_cfg[k]]
     if diff:
-        raise ValueError(f"{run.ckpt_path} is a checkpoint of another architecture or dataset than the run "
+        raise CheckpointError(f"{run.ckpt_path} is a checkpoint of another architecture or dataset than the run "
                          f"folder {run.run_dir}: " + ", ".join(diff))
 
 

@@ -27,12 +27,13 @@ import torch
 
 from . import classifier as clf
 from . import commands, run_folder
+from .errors import UsageError
 from .runlog import to_uint8
 
 
 def _quota(n: int, classes: int) -> int:
     if n % classes:
-        raise ValueError(f"--per-class: --n {n} is not a multiple of the {classes} classes")
+        raise UsageError(f"--per-class: --n {n} is not a multiple of the {classes} classes")
     return n // classes
 
 
@@ -64,7 +65,7 @@ def synthesize(run, n: int, per_class: bool, classifier=None, seed: int = 0, ema
         return torch.cat(chunks), labels, info
     if classifier is None:
         if per_class:
-            raise ValueError(f"--per-class needs labels: {run.run_dir} is unconditional and there is no domain "
+            raise UsageError(f"--per-class needs labels: {run.run_dir} is unconditional and there is no domain "
                              f"classifier for its dataset {run.cfg['dataset']!r}")
         z = torch.randn(n, run.z_dim, generator=gen)
         x = torch.cat([to_uint8(run_folder.generate(run, len(c), z=c, ema=ema)[0]) for c in z.split(batch_size)])
@@ -76,7 +77,7 @@ def synthesize(run, n: int, per_class: bool, classifier=None, seed: int = 0, ema
         # at each class's rate so far, how many draws would fill it? (stop early when past the limit)
         expected = int((drawn * quota / counts.clamp(min=1)).max()) if per_class and drawn >= 2 * n else 0
         if drawn >= max_draws or expected > max_draws:
-            raise ValueError(f"--per-class: after {drawn} samples some classes are still short of {quota} "
+            raise UsageError(f"--per-class: after {drawn} samples some classes are still short of {quota} "
                              f"(counts by class: {counts.tolist()}; at their rate so far they need ~{expected} "
                              f"samples, the limit is {max_draws}): the generator rarely makes them")
         x, _ = run_folder.generate(run, batch_size, z=torch.randn(batch_size, run.z_dim, generator=gen), ema=ema)
@@ -111,12 +112,12 @@ def _write_folder(path: str, images: torch.Tensor, labels, classes: int) -> None
 
 def export(args) -> str:
     if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
+        raise UsageError(f"--n must be at least 1, got {args.n}")
     run = commands.open_run(args)
     npz = args.out.endswith(".npz")
     out = os.path.abspath(args.out or os.path.join(run.run_dir, "generated", "export"))
     if os.path.exists(out) and not args.overwrite:
-        raise ValueError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
+        raise UsageError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
     classifier = commands.domain_classifier(run, required=False) if not args.no_classifier else None
     images, labels, info = synthesize(run, args.n, args.per_class, classifier, args.seed, not args.no_ema)
     classes = run.num_classes or 10

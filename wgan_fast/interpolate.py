@@ -16,6 +16,7 @@ import sys
 import torch
 
 from . import commands, run_folder
+from .errors import UsageError
 from .runlog import grid_image, save_gif, save_grid
 
 
@@ -43,7 +44,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 def interpolate(args) -> list[str]:
     if args.steps < 2:
-        raise ValueError(f"--steps must be at least 2 (the two endpoints), got {args.steps}")
+        raise UsageError(f"--steps must be at least 2 (the two endpoints), got {args.steps}")
     run = commands.open_run(args)
     k = commands.class_arg(run, args.class_)
     rows = args.rows or 8

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from . import checkpoint
+from .errors import CheckpointError, CheckpointNotFound, UsageError
 
 
 @dataclass
@@ -42,22 +43,21 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
 
     device = torch.device(device)
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run folder not found: {run_dir}")
+        raise UsageError(f"run folder not found: {run_dir} (--run takes a folder under runs/)")
     if ckpt:
-        try:
-            state, path = torch.load(ckpt, map_location=device, weights_only=True), ckpt
-        except FileNotFoundError:
-            raise FileNotFoundError(f"checkpoint not found: {ckpt}") from None
+        if not os.path.isfile(ckpt):
+            raise CheckpointNotFound(f"checkpoint not found: {ckpt}")
+        state, path = checkpoint.load_file(ckpt, map_location=device), ckpt
     else:
         state, path = checkpoint.load_latest(run_dir, map_location=device)
         if state is None:
             found = checkpoint.list_checkpoints(run_dir)
-            raise FileNotFoundError(
+            raise CheckpointNotFound(
                 f"no readable checkpoint in {run_dir} "
                 + (f"({len(found)} file(s) failed to load)" if found else "(no ckpt_*.pt files: was it trained?)"))
     for key in ("config", "G", "D", "step"):
-        if key not in state:
-            raise ValueError(f"{path} is not a wgan_fast checkpoint (no {key!r} entry)")
+        if not isinstance(state, dict) or key not in state:
+            raise CheckpointError(f"{path} is not a wgan_fast checkpoint (no {key!r} entry)")
     cfg = state["config"]
     G, D = make_models(cfg, device)
     G_ema = make_models(cfg, device)[0]
@@ -67,7 +67,7 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
             module.load_state_dict(weights)
         except RuntimeError as exc:
             arch = f"model={cfg['model']}, resolution={cfg['resolution']}, channels={cfg['channels']}"
-            raise ValueError(f"{path}: the {name} weights do not fit the architecture of the run's config "
+            raise CheckpointError(f"{path}: the {name} weights do not fit the architecture of the run's config "
                              f"({arch}): {str(exc).splitlines()[0]}") from None
     if not cfg.get("ema", 0):
         G_ema = G
@@ -92,7 +92,7 @@ def sample_images(G, n: int, *, z_dim: int, num_classes: int, device, labels=Non
             labels = torch.randint(0, num_classes, (n,), generator=gen)
         labels = torch.as_tensor(labels).long()
         if labels.shape != (n,) or labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"labels must be ({n},) integers in [0, {num_classes})")
+            raise UsageError(f"labels must be ({n},) integers in [0, {num_classes})")
     out = []
     for i in range(0, n, batch_size):
         y = labels[i:i + batch_size].to(device) if num_classes else None

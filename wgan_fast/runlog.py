@@ -10,6 +10,8 @@ import time
 
 import torch
 
+from .atomic import atomic_path, write_text
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] floats -> uint8 0..255, rounded (as torchvision's save_image)."""
@@ -30,8 +32,9 @@ def grid_image(images: torch.Tensor, nrow: int, padding: int = 2):
 
 
 def save_grid(images: torch.Tensor, path: str, nrow: int) -> str:
-    """[-1, 1] images as a uint8 PNG grid."""
-    grid_image(images, nrow).save(path)
+    """[-1, 1] images as a uint8 PNG grid (written atomically)."""
+    with atomic_path(path) as tmp:
+        grid_image(images, nrow).save(tmp, format="PNG")
     return path
 
 
@@ -40,25 +43,49 @@ def save_gif(frames: list, path: str, duration_ms: int = 300) -> str:
     from PIL import Image  # noqa: PLC0415
 
     images = [(Image.open(f) if isinstance(f, str) else f).convert("P") for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return path
 
 
+def read_metrics(path: str) -> list[dict]:
+    """The rows of a metrics.jsonl; a last line cut short by a kill is left out."""
+    rows = []
+    with open(path) as f:
+        lines = f.read().split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1 and any(rest.strip() for rest in lines[i + 1:]):
+                raise ValueError(f"{path}: line {i + 1} is not JSON") from None
+    return rows
+
+
 class RunLog:
-    def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True):
+    """What rank 0 writes during a run. A resumed run (start_step > 0) first
+    drops the metrics rows and TensorBoard events written after its checkpoint
+    by the interrupted run, so the series has each step once."""
+
+    def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True, start_step: int = 0):
         self.dir, self.enabled, self.total = run_dir, enabled, total_steps
         self.t0 = self.t_last = time.time()
-        self.tb = None
+        self.tb = self.bar = None
         if not enabled:
             return
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-        with open(os.path.join(run_dir, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=1, sort_keys=True)
+        write_text(os.path.join(run_dir, "config.json"), json.dumps(cfg, indent=1, sort_keys=True))
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        if start_step and os.path.exists(metrics):
+            kept = [r for r in read_metrics(metrics) if r.get("step", 0) <= start_step]
+            write_text(metrics, "".join(json.dumps(r) + "\n" for r in kept))
         if cfg.get("tensorboard"):
             try:
                 from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
 
-                self.tb = SummaryWriter(os.path.join(run_dir, "tb"))
+                self.tb = SummaryWriter(os.path.join(run_dir, "tb"), purge_step=start_step + 1 if start_step else None)
             except ImportError as exc:
                 print(f"[wgan_fast] TensorBoard logging off: {exc}", file=sys.stderr)
 
@@ -73,6 +100,8 @@ class RunLog:
                     self.tb.add_scalar(k, v, step)
 
     def progress(self, step: int, values: dict, start_step: int, limit_minutes: float = 0.0) -> None:
+        """One progress update per log interval: a tqdm bar on a terminal, a
+        plain line in a file or CI log (no carriage returns)."""
         if not self.enabled:
             return
         now = time.time()
@@ -80,11 +109,21 @@ class RunLog:
         eta = (self.total - step) / max(rate, 1e-9)
         if limit_minutes > 0:  # a wall-time limit ends the run first
             eta = min(eta, max(0.0, limit_minutes * 60 - (now - self.t0)))
-        bar = "#" * int(30 * step / self.total)
-        print(f"\r[{bar:<30s}] {step}/{self.total} {rate:.2f} it/s ETA {eta / 60:.1f} min "
-              f"W={values.get('wdist', 0):.3f} D={values.get('loss_d', 0):.3f} G={values.get('loss_g', 0):.3f} "
-              f"gp={values.get('penalty', 0):.3f} {values.get('images_per_s', 0):.0f} img/s",
-              end="", file=sys.stderr, flush=True)
+        stats = (f"W={values.get('wdist', 0):.3f} D={values.get('loss_d', 0):.3f} G={values.get('loss_g', 0):.3f} "
+                 f"gp={values.get('penalty', 0):.3f} {values.get('images_per_s', 0):.0f} img/s")
+        if values.get("skipped_files"):
+            stats += f" skipped files={int(values['skipped_files'])}"
+        if not sys.stderr.isatty():
+            print(f"[wgan_fast] step {step}/{self.total} {rate:.2f} it/s ETA {eta / 60:.1f} min {stats}",
+                  file=sys.stderr, flush=True)
+            return
+        if self.bar is None:
+            from tqdm import tqdm  # noqa: PLC0415
+
+            self.bar = tqdm(total=self.total, initial=start_step, file=sys.stderr, unit="step", dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} {postfix}")
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix_str(f"{rate:.2f} it/s ETA {eta / 60:.1f} min {stats}", refresh=True)
 
     def samples(self, step: int, images: torch.Tensor, nrow: int) -> str | None:
         if not self.enabled:
@@ -119,14 +158,16 @@ class RunLog:
         ax.set_title(f"step {step}")
         ax.legend(loc="upper right")
         path = os.path.join(self.dir, "samples", f"step_{step:08d}.png")
-        fig.savefig(path, dpi=80)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
         plt.close(fig)
         return path
 
     def finish(self) -> None:
         if not self.enabled:
             return
-        print(file=sys.stderr)
+        if self.bar is not None:
+            self.bar.close()
         if self.tb is not None:
             self.tb.close()
         self._gif()
@@ -141,7 +182,7 @@ class RunLog:
         path = os.path.join(self.dir, "metrics.jsonl")
         if not os.path.exists(path):
             return
-        all_rows = [json.loads(line) for line in open(path) if line.strip()]
+        all_rows = read_metrics(path)
         rows = [r for r in all_rows if "loss_d" in r]  # training intervals
         evals = [r for r in all_rows if any(k.startswith("eval_") for k in r)]  # evaluations during training
         if not rows:
@@ -164,5 +205,6 @@ class RunLog:
             a.set_xlabel("generator step")
             a.legend()
         fig.tight_layout()
-        fig.savefig(os.path.join(self.dir, "losses.png"), dpi=100)
+        with atomic_path(os.path.join(self.dir, "losses.png")) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)

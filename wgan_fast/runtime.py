@@ -1,4 +1,4 @@
-"""Process-level settings for CPU runs."""
+"""Process-level settings: the device a command runs on, memory behaviour of CPU runs."""
 from __future__ import annotations
 
 import os
@@ -28,3 +28,28 @@ def keep_freed_memory() -> str:
     if libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30):
         return "steady (mmap threshold 32 MB, no trim)"
     return "default"
+
+
+def resolve_device(name: str, key: str = "device"):
+    """torch.device for "auto" (CUDA when available), "cpu", "cuda" or "cuda:N";
+    DeviceError naming `key` when CUDA is asked for and not there."""
+    import torch  # noqa: PLC0415
+
+    from .errors import DeviceError, UsageError  # noqa: PLC0415
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"{key}: {name!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"{key}: {name!r} is not supported (auto, cpu, cuda or cuda:N)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{key}: {name} asked for, but torch sees no CUDA device here "
+                              f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
+                              f"use --{key.lstrip('-').replace('_', '-')} cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"{key}: {name} asked for, but there are {torch.cuda.device_count()} CUDA device(s)")
+    return device

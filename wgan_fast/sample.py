@@ -14,12 +14,13 @@ import sys
 import torch
 
 from . import commands, run_folder
+from .errors import UsageError
 from .runlog import save_grid
 
 
 def sample(args) -> str:
     if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
+        raise UsageError(f"--n must be at least 1, got {args.n}")
     run = commands.open_run(args)
     k = commands.class_arg(run, args.class_)
     labels, nrow = None, args.nrow or math.ceil(math.sqrt(args.n))

@@ -17,13 +17,11 @@ from contextlib import nullcontext
 import torch
 import torch.distributed as dist
 
-from . import checkpoint, config, models
+from . import checkpoint, config, errors, models
+from .errors import CheckpointError, DeviceError, NonFiniteError, UsageError
 from .runlog import RunLog
+from .runtime import resolve_device
 from .step import Metrics, Parts, critic_step, generator_step
-
-
-class NonFiniteError(RuntimeError):
-    pass
 
 
 # ---- process, device, precision ---------------------------------------------------
@@ -33,14 +31,15 @@ def setup_distributed(cfg):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    want = cfg["device"]
-    use_cuda = torch.cuda.is_available() if want == "auto" else want.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise config.ConfigError("device: CUDA requested but torch.cuda.is_available() is False")
-    device = torch.device("cuda", local if want in ("auto", "cuda") else torch.device(want).index or 0) if use_cuda \
+    want = resolve_device(cfg["device"])  # DeviceError when CUDA is asked for and absent
+    use_cuda = want.type == "cuda"
+    device = torch.device("cuda", local if cfg["device"] in ("auto", "cuda") else want.index or 0) if use_cuda \
         else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(device)
+    if cfg["sync_bn"] and world > 1 and not use_cuda:
+        raise DeviceError("sync_bn: torch's SyncBatchNorm synchronises CUDA tensors only (NCCL); on the CPU (gloo) "
+                          "each process normalises its own shard: set --sync-bn false")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device
@@ -93,28 +92,7 @@ def make_data(cfg, device, rank, world, start_step):
     return data.make_stream(cfg, device=device, rank=rank, world_size=world)
 
 
-def make_models(cfg, device):
-    toy = cfg["dataset"].startswith("toy-")
-    num_classes = cfg["num_classes"] if cfg["conditional"] else 0
-    if toy:
-        G = models.MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, num_classes=num_classes,
-                                tanh=False)
-        D = models.MLPCritic((2,), hidden=(cfg["d_base"],) * 3, num_classes=num_classes)
-    else:
-        G, D = models.build(cfg["model"], resolution=cfg["resolution"], channels=cfg["channels"], z_dim=cfg["z_dim"],
-                            num_classes=num_classes, critic_norm=cfg["critic_norm"], g_base=cfg["g_base"],
-                            d_base=cfg["d_base"])
-    if cfg["algorithm"] == "wgan-sn":
-        from . import nn as wnn  # noqa: PLC0415
-
-        for m in D.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.ConvTranspose2d)):
-                # only power_iteration_ iterates: every forward of a critic step shares one sigma
-                wnn.spectral_norm(m, n_power_iterations=cfg["sn_iterations"], iterate_on_forward=False)
-    G, D = G.to(device), D.to(device)
-    if device.type == "cuda" and not toy and cfg["model"] != "mlp":
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    return G, D
+make_models = models.from_config
 
 
 def make_optimizer(cfg, params, lr, device, capturable=False):
@@ -167,10 +145,87 @@ def gather_to_all(obj, world):
     return out
 
 
-# ---- the run ----------------------------------------------------------------------
+def set_learning_rate(opt, sched, lr):
+    """Make `lr` the base learning rate of a loaded optimiser and its schedule
+    (their state dicts restore the old one: a resume that lowers lr_d/lr_g, or a
+    rollback, must not train on at the old rate)."""
+    sched.base_lrs = [lr] * len(sched.base_lrs)
+    now = lr * sched.lr_lambdas[0](sched.last_epoch)
+    for group in opt.param_groups:
+        group["initial_lr"] = lr
+        if torch.is_tensor(group["lr"]):
+            group["lr"].fill_(now)
+        else:
+            group["lr"] = now
+
+
+def nonfinite_parts(named: dict) -> list[str]:
+    """Names of the modules and optimisers (by their key in `named`) holding a
+    NaN or inf; one host synchronisation."""
+    flags = {}
+    for name, obj in named.items():
+        if isinstance(obj, torch.optim.Optimizer):
+            tensors = [t for st in obj.state.values() for t in st.values() if torch.is_tensor(t)]
+        else:
+            tensors = list(obj.state_dict().values())
+        tensors = [t for t in tensors if t.is_floating_point()]
+        if tensors:
+            flags[name] = torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+    if not flags:
+        return []
+    ok = torch.stack(list(flags.values())).tolist()
+    return [name for name, good in zip(flags, ok) if not good]
+
+
+# ---- the run folder -----------------------------------------------------------------
 
 def run_name(cfg):
     return cfg["name"] or cfg["preset"] or f"{cfg['algorithm']}-{cfg['dataset']}"
+
+
+# what the trainer writes into a run folder (removed by --overwrite true)
+RUN_OUTPUTS = ("ckpt_*.pt", ".ckpt_*.tmp", checkpoint.BEST, "metrics.jsonl", "config.json", "samples", "tb",
+               "samples.gif", "losses.png")
+
+
+def prepare_run_folder(cfg, run_dir, resume, rank, world):
+    """(state, checkpoint path) to resume from, or (None, None) for a fresh run.
+
+    A resume compares the checkpoint's config with this one before anything
+    loads; a fresh run refuses a folder that holds a run unless overwrite."""
+    found = checkpoint.list_checkpoints(run_dir)
+    if resume:
+        state, path = checkpoint.load_latest(run_dir, map_location="cpu")
+        if state is None and found:
+            raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoint(s) can be read (newest: "
+                                  f"{found[-1]}); resume from an intact copy, or start afresh with --overwrite true")
+        if state is None:
+            if rank == 0:
+                print(f"[wgan_fast] --resume: no checkpoint in {run_dir} yet; starting at step 0", file=sys.stderr)
+            return None, None
+        differences = config.resume_differences(state.get("config", {}), cfg)
+        if differences:
+            raise config.ConfigError(
+                f"resume: {path} was trained with another config: {'; '.join(differences)}. Resume with the run's "
+                f"own settings (--config {os.path.join(run_dir, 'config.json')}), or train a new run (--name)")
+        return state, path
+    holds_run = found or os.path.exists(os.path.join(run_dir, "metrics.jsonl"))
+    if holds_run and not cfg["overwrite"]:
+        raise UsageError(f"{run_dir} already holds a run ({len(found)} checkpoint(s)): continue it with --resume true, "
+                         f"start it afresh with --overwrite true, or choose another --name")
+    if holds_run and rank == 0:
+        import glob  # noqa: PLC0415
+        import shutil  # noqa: PLC0415
+
+        for pattern in RUN_OUTPUTS:
+            for path in glob.glob(os.path.join(run_dir, pattern)):
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    if world > 1:
+        dist.barrier()  # no rank writes before rank 0 has cleared the folder
+    return None, None
+
+
+# ---- the run ----------------------------------------------------------------------
 
 
 def train(cfg: dict, data=None) -> str:
@@ -182,14 +237,13 @@ def train(cfg: dict, data=None) -> str:
 
     # resume: the newest checkpoint that loads (also when torchrun --max-restarts restarted us)
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
-    resume = cfg["resume"] or restarted
-    state, ckpt_path = (checkpoint.load_latest(run_dir, map_location=device) if resume else (None, None))
-    if cfg["resume"] and state is None and rank == 0:
-        print(f"[wgan_fast] --resume: no readable checkpoint in {run_dir}; starting from step 0", file=sys.stderr)
+    state, ckpt_path = prepare_run_folder(cfg, run_dir, cfg["resume"] or restarted, rank, world)
     start = int(state["step"]) if state else 0
 
     data = data if data is not None else make_data(cfg, device, rank, world, start)
     G, D = make_models(cfg, device)
+    if cfg["sync_bn"] and world > 1:  # BatchNorm statistics over the global batch (CUDA only, checked above)
+        G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     if world > 1:  # identical start on every rank
         for t in list(G.state_dict().values()) + list(D.state_dict().values()):
@@ -225,12 +279,13 @@ def train(cfg: dict, data=None) -> str:
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
         scaler_g.load_state_dict(state["scaler_g"]), scaler_d.load_state_dict(state["scaler_d"])
         sched_g.load_state_dict(state["sched_g"]), sched_d.load_state_dict(state["sched_d"])
+        set_learning_rate(opt_g, sched_g, cfg["lr_g"]), set_learning_rate(opt_d, sched_d, cfg["lr_d"])
         data.load_state_dict(state["data"][rank])
         set_rng_state(state["rng"][rank], noise_gen, device)
 
     metrics = Metrics(device)
     parts = Parts(cfg, G, D, opt_g, opt_d, scaler_g, scaler_d, autocast, flat_all_reduce(world), metrics)
-    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0)
+    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0, start_step=start)
     B, n_critic = cfg["batch_size"], cfg["n_critic"]
     sn = cfg["algorithm"] == "wgan-sn"
     if sn:
@@ -242,6 +297,15 @@ def train(cfg: dict, data=None) -> str:
     best = dict(state.get("best", {})) if state else {}  # the best evaluation so far: {"step", metric}
 
     def save(step):
+        # nothing non-finite is ever written, so rotation never drops the last finite checkpoint for a NaN one
+        bad = nonfinite_parts(dict(G=G, D=D, G_ema=G_ema, opt_g=opt_g, opt_d=opt_d))
+        if not torch.isfinite(metrics.buf).all():
+            bad.append("losses")
+        if bad:
+            where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
+            raise NonFiniteError(f"non-finite {', '.join(bad)} at generator step {step}, found before writing its "
+                                 f"checkpoint ({where}); resume with --resume true after lowering lr_d/lr_g, or set "
+                                 f"--on-nonfinite rollback")
         st = dict(step=step, config=cfg, G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(),
                   opt_g=opt_g.state_dict(), opt_d=opt_d.state_dict(), scaler_g=scaler_g.state_dict(),
                   scaler_d=scaler_d.state_dict(), sched_g=sched_g.state_dict(), sched_d=sched_d.state_dict(),
@@ -265,7 +329,7 @@ def train(cfg: dict, data=None) -> str:
         G.train()
         key = cfg["eval_metric"]
         values = {f"eval_{key}": result[key], "eval_n": result["n_fake"], "eval_n_real": result["n_real"]}
-        if not best or result[key] < best[key]:
+        if math.isfinite(result[key]) and (not best or result[key] < best[key]):
             best.clear()
             best.update({"step": step, key: result[key]})
             # the models only (no optimiser, data or RNG state: gathering those is collective, and
@@ -273,7 +337,7 @@ def train(cfg: dict, data=None) -> str:
             checkpoint.atomic_save(dict(step=step, config=cfg, G=G.state_dict(), D=D.state_dict(),
                                         G_ema=G_ema.state_dict(), best=dict(best)),
                                    os.path.join(run_dir, checkpoint.BEST))
-        values[f"best_{key}"] = best[key]
+        values[f"best_{key}"] = best.get(key, float("nan"))
         log.metrics(step, values)
 
     mine = slice(rank * B, (rank + 1) * B)
@@ -330,8 +394,8 @@ def train(cfg: dict, data=None) -> str:
             if bad:
                 where = f"last good checkpoint: {last_good}" if last_good else "no checkpoint was written yet"
                 raise NonFiniteError(f"non-finite {', '.join(bad)} at generator step {step}; training stopped "
-                                     f"before using the NaN weights ({where}). Resume with --resume after lowering "
-                                     f"lr_d/lr_g, or set --on-nonfinite rollback.")
+                                     f"before using the NaN weights ({where}); resume with --resume true after "
+                                     f"lowering lr_d/lr_g, or set --on-nonfinite rollback")
             log.metrics(step, values)
             log.progress(step, values, start, limit_min)
         if step % cfg["sample_every"] == 0 or step == cfg["steps"] or out_of_time:
@@ -369,30 +433,86 @@ def train_with_rollback(cfg):
             if cfg["on_nonfinite"] != "rollback" or attempt == 3:
                 raise
             print(f"\n[wgan_fast] {exc}\n[wgan_fast] rolling back with lr x 0.5", file=sys.stderr)
-            cfg = dict(cfg, resume=True, lr_g=cfg["lr_g"] * 0.5, lr_d=cfg["lr_d"] * 0.5)
+            cfg = dict(cfg, resume=True, overwrite=False, lr_g=cfg["lr_g"] * 0.5, lr_d=cfg["lr_d"] * 0.5)
     return None
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        overrides = config.parse_overrides(argv)
-        yaml_path = overrides.pop("config", None)
-        if not overrides.get("preset") and not yaml_path and "dataset" not in overrides:
-            overrides.setdefault("preset", "fashion-wgan-gp")
-        cfg = config.resolve(overrides, yaml_path)
-    except config.ConfigError as exc:
-        print(f"wgan_fast.train: invalid config: {exc}", file=sys.stderr)
-        return 2
-    if cfg["device"] == "cpu" or (cfg["device"] == "auto" and not torch.cuda.is_available()):
+EXAMPLES = """\
+examples:
+  python -m wgan_fast.train                                   # the default: preset fashion-wgan-gp
+  python -m wgan_fast.train --preset fashion-cwgan-gp --steps 20000 --eval-every 2000
+  python -m wgan_fast.train --dataset folder --data-dir ~/images --resolution 64 --channels 3 --name faces
+  torchrun --nproc_per_node=4 -m wgan_fast.train --preset cifar10-wgan-gp --data-dir ~/data/cifar10
+  python -m wgan_fast.train --name faces --dataset folder --data-dir ~/images --resolution 64 --channels 3 \\
+      --resume true --steps 200000                            # continue runs/faces to 200k steps"""
+
+
+def usage() -> str:
+    """The text of `python -m wgan_fast.train --help`."""
+    from .presets import PRESETS  # noqa: PLC0415
+
+    width = max(map(len, PRESETS))
+    presets = "\n".join(f"  {name:<{width}}  {p['help']}" for name, p in PRESETS.items())
+    algos = "\n".join(f"  {name:<9}  " + ", ".join(f"{k}={v}" for k, v in d.items())
+                       for name, d in config.ALGORITHM_DEFAULTS.items())
+    return f"""\
+usage: python -m wgan_fast.train [--config FILE.yaml] [--key value ...]
+       torchrun --nproc_per_node=N -m wgan_fast.train [--config FILE.yaml] [--key value ...]
+
+Train a (Wasserstein) GAN into OUT_DIR/NAME/: config.json, metrics.jsonl, sample grids in samples/, checkpoints
+ckpt_*.pt, TensorBoard events in tb/, and at the end samples.gif and losses.png. With no arguments it trains the
+flagship default, preset fashion-wgan-gp.
+
+A run's config is the defaults below, then the algorithm's defaults, then --preset, then --config (a YAML mapping of
+key: value), then --key value pairs (--lr-d 2e-4 or --lr_d=2e-4; a bare --flag means true). Everything is checked
+before anything runs; an error names the key.
+
+{EXAMPLES}
+
+presets (--preset NAME):
+{presets}
+
+algorithm defaults (applied under the preset and your keys):
+{algos}
+
+keys (--key VALUE):
+{config.help_text()}
+resume: --resume true continues the run folder's newest readable checkpoint (also after a torchrun restart). Only
+  keys marked [may change on resume] may differ from the checkpoint's config; any other difference is refused before
+  anything loads, naming each key with both values. A fresh run refuses a folder that already holds a run unless
+  --overwrite true.
+
+several processes (torchrun): each process trains on batch_size images, gradients are averaged over processes with
+  one all-reduce, and noise is drawn for the global batch, so N processes at batch B reproduce one process at batch
+  N*B, except for BatchNorm: the DCGAN and ResNet generators' BatchNorm normalises each process's own shard, so the
+  two drift apart slowly (measured: 3e-3 after 6 steps). --sync-bn true makes the generator's BatchNorm use the
+  global batch's statistics (torch's SyncBatchNorm: CUDA/NCCL only; refused on the CPU). Critics have no BatchNorm
+  when a penalty is used.
+
+{errors.exit_codes_text()}
+  WGAN_FAST_DEBUG=1 prints the traceback of an expected failure too."""
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "-h" in argv or "--help" in argv:
+        print(usage())
+        return 0
+    return errors.run("train", _main, argv)
+
+
+def _main(argv) -> int:
+    overrides = config.parse_overrides(argv)
+    yaml_path = overrides.pop("config", None)
+    if not overrides.get("preset") and not yaml_path and "dataset" not in overrides:
+        overrides.setdefault("preset", "fashion-wgan-gp")
+    cfg = config.resolve(overrides, yaml_path)
+    if resolve_device(cfg["device"]).type == "cpu":
         from .runtime import keep_freed_memory  # noqa: PLC0415
 
         keep_freed_memory()  # no page faults on every step's fresh activations
     try:
         run_dir = train_with_rollback(cfg)
-    except NonFiniteError as exc:
-        print(f"\nwgan_fast.train: {exc}", file=sys.stderr)
-        return 3
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

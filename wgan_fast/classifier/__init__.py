@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DataError, DataNotFound, UsageError
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST = os.path.join(HERE, "weights.json")
 DATASETS = ("fashion-mnist", "mnist")
@@ -83,17 +85,17 @@ def sha256(path: str) -> str:
 def load_classifier(dataset: str, device="cpu") -> DomainClassifier:
     """The committed classifier for `dataset`, in eval mode on `device`."""
     if dataset not in DATASETS:
-        raise FileNotFoundError(f"no domain classifier for dataset {dataset!r}: there are classifiers for "
+        raise UsageError(f"no domain classifier for dataset {dataset!r}: there are classifiers for "
                                 f"{', '.join(DATASETS)} only")
     path, entry = weights_path(dataset), read_manifest().get(dataset)
     if entry is None or not os.path.exists(path):
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"no classifier weights for {dataset} ({path}"
             + (" is missing)" if not os.path.exists(path) else " is not recorded in weights.json)")
             + f"; train them with `python -m wgan_fast.classifier.train --dataset {dataset} --data-dir DIR`")
     digest = sha256(path)
     if digest != entry["sha256"]:
-        raise ValueError(f"{path}: sha256 {digest} does not match weights.json ({entry['sha256']}): the file is "
+        raise DataError(f"{path}: sha256 {digest} does not match weights.json ({entry['sha256']}): the file is "
                          "corrupt or was replaced (a Git LFS pointer?); retrain or check it out again")
     model = DomainClassifier()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -109,7 +111,7 @@ def load_split(dataset: str, data_dir: str = "", train: bool = False):
     if dataset == "mnist":
         root = data_dir or os.environ.get("WGAN_FAST_DATA", "")
         if not root:
-            raise FileNotFoundError("mnist: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the MNIST IDX files")
+            raise DataNotFound("mnist: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the MNIST IDX files")
         return idx.load_split(root, train=train)
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 

@@ -11,7 +11,6 @@ its sha256 and accuracy into weights.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from .. import commands, errors
 from . import MANIFEST, DomainClassifier, accuracy, load_split, read_manifest, sha256, to_unit_range, weights_path
 
 
@@ -97,7 +97,7 @@ def save(model: DomainClassifier, dataset: str, accuracies: dict, args: dict) ->
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m wgan_fast.classifier.train", description=__doc__.split("\n")[0])
+    p = commands.new_parser("classifier.train", __doc__)
     p.add_argument("--dataset", choices=("fashion-mnist", "mnist"), default="fashion-mnist")
     p.add_argument("--data-dir", default="", help="folder with the IDX files (MNIST needs it)")
     p.add_argument("--epochs", type=int, default=8)
@@ -106,18 +106,17 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--min-accuracy", type=float, default=0.90, help="refuse to save weights below this")
-    args = p.parse_args(argv)
+    return errors.run("classifier.train", _main, p.parse_args(argv))
+
+
+def _main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        model, acc = train(args.dataset, args.data_dir, args.epochs, args.batch_size, args.lr, args.seed)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"wgan_fast.classifier.train: {exc}", file=sys.stderr)
-        return 2
+    model, acc = train(args.dataset, args.data_dir, args.epochs, args.batch_size, args.lr, args.seed)
     print(f"{args.dataset} test accuracy: {acc['test_accuracy']:.4f} (at 32 px: {acc['test_accuracy_32px']:.4f})")
     if acc["test_accuracy"] < args.min_accuracy:
-        print(f"below --min-accuracy {args.min_accuracy}: weights not saved", file=sys.stderr)
-        return 1
+        raise errors.BelowThreshold(f"test accuracy {acc['test_accuracy']:.4f} is below --min-accuracy "
+                                    f"{args.min_accuracy}: weights not saved")
     recorded = {k: v for k, v in vars(args).items() if k != "data_dir"}
     print(f"saved {save(model, args.dataset, acc, recorded)}")
     return 0

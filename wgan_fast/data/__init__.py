@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError, DataError, DataNotFound
 from . import files, formats, idx
 from .order import BatchOrder
 from .resident import ResidentStream
@@ -37,7 +38,7 @@ def fashion_mnist_root(data_dir: str = "") -> str:
         FashionMNIST(target, train=True, download=True)
         return os.path.join(target, "FashionMNIST", "raw")
     except Exception as exc:  # noqa: BLE001 - no network, or a mirror down
-        raise FileNotFoundError(
+        raise DataNotFound(
             "Fashion-MNIST not found (looked in: " + ", ".join(candidates) + f") and the download failed ({exc}). "
             "Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put "
             "train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz in a folder and pass --data-dir FOLDER."
@@ -69,7 +70,7 @@ def _to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.
 def _root(cfg, name):
     root = cfg["data_dir"] or os.environ.get("WGAN_FAST_DATA", "")
     if not root:
-        raise FileNotFoundError(f"{name}: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the dataset's files")
+        raise DataNotFound(f"{name}: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the dataset's files")
     return root
 
 
@@ -92,25 +93,49 @@ FILE_DATASETS = ("celeba", "folder")
 ARRAY_DATASETS = ("fashion-mnist", "mnist", "cifar10", "stl10")
 
 
+def check_config(cfg: dict) -> None:
+    """Raise ConfigError naming the key when the data keys cannot work together."""
+    if cfg["dataset"] in ARRAY_DATASETS and cfg["loader"] not in ("auto", "resident"):
+        raise ConfigError(f"loader: {cfg['dataset']} is read from array files and held on the device; use auto or "
+                          f"resident, got {cfg['loader']!r}")
+
+
+def _labels(labels, cfg, source: str):
+    """The labels as a tensor (or None); a conditional run needs one per image,
+    each below num_classes."""
+    if labels is not None:
+        labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    if not cfg["conditional"]:
+        return labels
+    if labels is None:
+        raise DataError(f"conditional: {source} has no class labels (an unlabeled split or a folder without class "
+                        f"sub-folders); train without --conditional, or give labelled data")
+    if len(labels) and int(labels.max()) >= cfg["num_classes"]:
+        raise DataError(f"num_classes: {source} has labels up to {int(labels.max())}, more than "
+                        f"num_classes={cfg['num_classes']} allows; pass --num-classes {int(labels.max()) + 1}")
+    return labels
+
+
 def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
     """The trainer's batch stream for cfg["dataset"] (see the module docstring)."""
     name, loader = cfg["dataset"], cfg["loader"]
     common = dict(batch_size=cfg["batch_size"], device=device, seed=cfg["seed"], rank=rank, world_size=world_size,
                   flip=cfg["flip"])
     if name in ARRAY_DATASETS:
-        if loader not in ("auto", "resident"):
-            raise ValueError(f"loader: {name} is read from array files and held on the device; use auto or resident")
         images, labels = load_arrays(cfg)
         x = _to_resolution(images, cfg["resolution"], cfg["channels"])
-        return ResidentStream(x, torch.from_numpy(labels) if labels is not None else None, **common)
+        return ResidentStream(x, _labels(labels, cfg, name), **common)
     if name in FILE_DATASETS:
-        paths, labels, _ = formats.list_images(_root(cfg, name))
+        root = _root(cfg, name)
+        paths, labels, _ = formats.list_images(root)
         if loader == "resident":
             images, labels, _ = formats.decode_folder(paths, labels, cfg["resolution"], cfg["channels"], cfg["crop"],
                                                       cfg["on_corrupt"], cfg["max_corrupt"])
             x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-            return ResidentStream(x, torch.from_numpy(labels) if labels is not None else None, **common)
+            return ResidentStream(x, _labels(labels, cfg, root), **common)
         paths, labels = files.check_files(paths, labels, cfg["on_corrupt"], cfg["max_corrupt"])
+        labels = _labels(labels, cfg, root)
+        labels = labels.numpy() if labels is not None else None
         if loader == "dali" or (loader == "auto" and files.dali_available()):
             return files.DALIStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"], **common)
         return files.DataLoaderStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"],

@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 
+from ..errors import DataError, DataNotFound
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
 
@@ -25,22 +27,22 @@ def read_cifar10(root: str, train: bool = True):
     for name in names:
         path = os.path.join(folder, name)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"CIFAR-10 batch not found: {path} (expected the python version, "
+            raise DataNotFound(f"CIFAR-10 batch not found: {path} (expected the python version, "
                                     f"cifar-10-batches-py/{name})")
         try:
             with open(path, "rb") as f:
                 batch = pickle.load(f, encoding="bytes")
         except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable CIFAR-10 pickle (truncated or corrupt): {exc}") from None
+            raise DataError(f"{path}: not a readable CIFAR-10 pickle (truncated or corrupt): {exc}") from None
         data = batch.get(b"data") if isinstance(batch, dict) else None
         lbls = batch.get(b"labels") if isinstance(batch, dict) else None
         if data is None or lbls is None:
-            raise ValueError(f"{path}: a CIFAR-10 batch needs b'data' and b'labels' entries")
+            raise DataError(f"{path}: a CIFAR-10 batch needs b'data' and b'labels' entries")
         data = np.asarray(data, dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072:
-            raise ValueError(f"{path}: data must be (N, 3072) uint8, got {data.shape}")
+            raise DataError(f"{path}: data must be (N, 3072) uint8, got {data.shape}")
         if len(lbls) != len(data):
-            raise ValueError(f"{path}: {len(lbls)} labels for {len(data)} images")
+            raise DataError(f"{path}: {len(lbls)} labels for {len(data)} images")
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(np.asarray(lbls, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
@@ -58,10 +60,10 @@ def read_stl10(root: str, splits=("train", "unlabeled")):
     for split in splits:
         xpath = os.path.join(folder, f"{split}_X.bin")
         if not os.path.exists(xpath):
-            raise FileNotFoundError(f"STL-10 file not found: {xpath}")
+            raise DataNotFound(f"STL-10 file not found: {xpath}")
         raw = np.fromfile(xpath, dtype=np.uint8)
         if raw.size == 0 or raw.size % STL_SIZE:
-            raise ValueError(f"{xpath}: {raw.size} bytes is not a whole number of 3x96x96 images (truncated?)")
+            raise DataError(f"{xpath}: {raw.size} bytes is not a whole number of 3x96x96 images (truncated?)")
         # stored column-major per image: (N, C, W, H) -> (N, H, W, C)
         x = raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
         if split == "unlabeled":
@@ -69,10 +71,10 @@ def read_stl10(root: str, splits=("train", "unlabeled")):
         else:
             ypath = os.path.join(folder, f"{split}_y.bin")
             if not os.path.exists(ypath):
-                raise FileNotFoundError(f"STL-10 label file not found: {ypath}")
+                raise DataNotFound(f"STL-10 label file not found: {ypath}")
             y = np.fromfile(ypath, dtype=np.uint8).astype(np.int64) - 1  # 1..10 -> 0..9
             if len(y) != len(x):
-                raise ValueError(f"{ypath}: {len(y)} labels for {len(x)} images in {xpath}")
+                raise DataError(f"{ypath}: {len(y)} labels for {len(x)} images in {xpath}")
         images.append(x)
         labels.append(y)
     return np.concatenate(images), np.concatenate(labels)
@@ -87,7 +89,7 @@ def list_images(root: str):
     CelebA's img_align_celeba) is unlabeled.
     """
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder not found: {root}")
+        raise DataNotFound(f"image folder not found: {root}")
     celeba = os.path.join(root, "img_align_celeba")
     if os.path.isdir(celeba):
         root = celeba
@@ -106,7 +108,7 @@ def list_images(root: str):
         paths = [os.path.join(root, e) for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)]
         result = (paths, None, [])
     if not result[0]:
-        raise ValueError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
+        raise DataError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
     return result
 
 

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from ..errors import DataError, DataNotFound
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
            0x0E: np.dtype(">f8")}
 
@@ -17,20 +19,20 @@ def read_idx(path: str) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
-        raise FileNotFoundError(f"IDX file not found: {path}") from None
+        raise DataNotFound(f"IDX file not found: {path}") from None
     except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read (corrupt or truncated gzip): {exc}") from None
+        raise DataError(f"{path}: cannot read (corrupt or truncated gzip): {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
     need = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != need:
-        raise ValueError(f"{path}: truncated or padded IDX data: header says {shape} ({need} bytes), "
+        raise DataError(f"{path}: truncated or padded IDX data: header says {shape} ({need} bytes), "
                          f"file holds {len(raw) - header} bytes")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
@@ -51,10 +53,10 @@ def load_split(root: str, train: bool):
     if img_path is None or lbl_path is None:
         missing = [n for n, p in ((f"{prefix}-images-idx3-ubyte[.gz]", img_path),
                                   (f"{prefix}-labels-idx1-ubyte[.gz]", lbl_path)) if p is None]
-        raise FileNotFoundError(f"{root}: missing {', '.join(missing)}")
+        raise DataNotFound(f"{root}: missing {', '.join(missing)} (pass --data-dir FOLDER holding them)")
     images, labels = read_idx(img_path), read_idx(lbl_path)
     if images.ndim != 3:
-        raise ValueError(f"{img_path}: expected 3 dimensions (N, H, W), got shape {images.shape}")
+        raise DataError(f"{img_path}: expected 3 dimensions (N, H, W), got shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise ValueError(f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path}")
+        raise DataError(f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path}")
     return images, labels.astype(np.int64)

