@@ -62,7 +62,8 @@ def write_bad_folder(root, n_good=N_GOOD):
 
 def cfg_for(root, loader, workers=0, **kw):
     base = {"dataset": "folder", "data_dir": str(root), "batch_size": 4, "resolution": 32, "channels": 3,
-            "loader": loader, "num_workers": workers, "flip": True, "seed": 3, "max_corrupt": 0.5}
+            "loader": loader, "num_workers": workers, "flip": True, "seed": 3, "max_corrupt": 0.5,
+            "conditional": True, "num_classes": 2}  # (labels: a check that substitutes bring their own)
     base.update(kw)
     return config.resolve({k: str(v) for k, v in base.items()})
 
@@ -134,7 +135,7 @@ def test_substitutes_follow_the_rule_in_every_loader(tmp_path, loader):
         want = expected_files(kept, BAD, 3, k, 4)
         substituted += want != order.indices(k).tolist()
         assert y.tolist() == kept_labels[want].tolist()
-        ref = torch.stack([torch.from_numpy(formats.decode_image(kept[i], 32, 3)[0]).permute(2, 0, 1) for i in want])
+        ref = torch.from_numpy(np.stack([formats.decode_image(kept[i], 32, 3)[0] for i in want])).permute(0, 3, 1, 2)
         ref = ref.float().div(127.5).sub(1)
         ref = torch.where(order.flips(k).view(-1, 1, 1, 1), ref.flip(3), ref)
         if loader[0] == "dali":  # another resizer: a few 8-bit levels apart (see test_data_formats)

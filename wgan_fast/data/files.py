@@ -228,7 +228,7 @@ class _FileDataset(torch.utils.data.Dataset):
         from .formats import decode_image  # noqa: PLC0415
 
         arr, _ = decode_image(self.paths[i], self.resolution, self.channels, self.crop)
-        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+        return torch.from_numpy(np.array(arr.transpose(2, 0, 1), order="C"))  # a writable copy (PIL's is not)
 
     def __getitem__(self, i):
         """(image, i, "") or, for a file that does not decode, (zeros, i, why):
