@@ -111,8 +111,8 @@ def test_corrupt_files_are_skipped_counted_and_bounded(tmp_path):
     root = write_folder(tmp_path / "a", n_per_class=60, corrupt=1)
     paths, labels, _ = formats.list_images(str(root))
     with pytest.warns(RuntimeWarning, match=r"skipped 1 unreadable image\(s\) of 121: .*broken_0.jpg"):
-        kept, kept_labels = files.check_files(paths, labels)
-    assert len(kept) == 120 and len(kept_labels) == 120
+        kept, kept_labels, unreadable = files.check_files(paths, labels)
+    assert len(kept) == 120 and len(kept_labels) == 120 and unreadable.count == 1
     with pytest.raises(ValueError, match="broken_0.jpg"):
         files.check_files(paths, labels, on_corrupt="error")
     root2 = write_folder(tmp_path / "b", n_per_class=5, corrupt=2)  # 2 of 12: over the 1% bound

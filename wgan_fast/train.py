@@ -386,7 +386,8 @@ def train(cfg: dict, data=None) -> str:
             values = metrics.fetch_and_reset()
             now = time.time()
             values.update(lr_g=sched_g.get_last_lr()[0], lr_d=sched_d.get_last_lr()[0],
-                          images_per_s=images / max(now - t_log, 1e-9))
+                          images_per_s=images / max(now - t_log, 1e-9),
+                          skipped_files=getattr(data, "skipped_files", 0))  # unreadable image files so far
             t_log, images = now, 0
             bad = [k for k, v in values.items() if not math.isfinite(v)]
             if values["skipped_steps"] > 0 and values["critic_steps"] == 0:

@@ -128,16 +128,17 @@ def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
     if name in FILE_DATASETS:
         root = _root(cfg, name)
         paths, labels, _ = formats.list_images(root)
-        if loader == "resident":
-            images, labels, _ = formats.decode_folder(paths, labels, cfg["resolution"], cfg["channels"], cfg["crop"],
-                                                      cfg["on_corrupt"], cfg["max_corrupt"])
-            x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-            return ResidentStream(x, _labels(labels, cfg, root), **common)
-        paths, labels = files.check_files(paths, labels, cfg["on_corrupt"], cfg["max_corrupt"])
+        # every loader streams the files that pass the scan, in one order; later finds are substituted alike
+        paths, labels, unreadable = files.check_files(paths, labels, cfg["on_corrupt"], cfg["max_corrupt"])
         labels = _labels(labels, cfg, root)
+        if loader == "resident":
+            images = formats.decode_each(paths, cfg["resolution"], cfg["channels"], cfg["crop"], unreadable.mark)
+            x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+            return ResidentStream(x, labels, unreadable=unreadable, **common)
         labels = labels.numpy() if labels is not None else None
         if loader == "dali" or (loader == "auto" and files.dali_available()):
-            return files.DALIStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"], **common)
+            return files.DALIStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"],
+                                    unreadable=unreadable, **common)
         return files.DataLoaderStream(paths, labels, cfg["resolution"], cfg["channels"], crop=cfg["crop"],
-                                      num_workers=cfg["num_workers"], **common)
+                                      num_workers=cfg["num_workers"], unreadable=unreadable, **common)
     raise ValueError(f"dataset: unknown dataset {name!r}")

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from ..errors import DataError, DataNotFound
+from .unreadable import on_corrupt_error, report_unreadable, why
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -137,14 +138,27 @@ def decode_image(path: str, resolution: int, channels: int, crop: str = "center"
     return (arr[..., None] if channels == 1 else arr), smaller
 
 
-def report_unreadable(bad, total, max_corrupt):
-    """Warn with the count and names of skipped files; raise above max_corrupt."""
-    if not bad:
-        return
-    msg = f"skipped {len(bad)} unreadable image(s) of {total}: " + ", ".join(bad[:10]) + (" ..." if len(bad) > 10 else "")
-    if len(bad) > max_corrupt * total:
-        raise ValueError(msg + f" -- more than max_corrupt={max_corrupt:.2%} of the folder; check the data")
-    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+def decode_each(paths, resolution, channels, crop, on_failure, on_small="upscale"):
+    """Decode every file -> uint8 (N, resolution, resolution, channels). A file
+    that does not decode is left zero and passed to on_failure(index, reason),
+    which may raise. on_small="upscale" resizes images smaller than the
+    resolution up with a counted warning; "error" refuses them."""
+    out = np.zeros((len(paths), resolution, resolution, channels), dtype=np.uint8)
+    small = []
+    for i, p in enumerate(paths):
+        try:
+            out[i], smaller = decode_image(p, resolution, channels, crop)
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt files
+            on_failure(i, why(exc))
+            continue
+        if smaller and on_small == "error":
+            raise DataError(f"{p}: smaller than the requested {resolution}x{resolution}")
+        if smaller:
+            small.append(p)
+    if small:
+        warnings.warn(f"upscaled {len(small)} image(s) smaller than {resolution}x{resolution}, e.g. {small[0]}",
+                      RuntimeWarning, stacklevel=3)
+    return out
 
 
 def decode_folder(paths, labels, resolution, channels, crop="center", on_corrupt="skip", max_corrupt=0.01,
@@ -154,29 +168,21 @@ def decode_folder(paths, labels, resolution, channels, crop="center", on_corrupt
     on_corrupt="skip" skips unreadable files, warns with their count and names,
     and raises if more than `max_corrupt` of the files are unreadable (the
     default never hides more than it reports); "error" raises on the first.
-    on_small="upscale" resizes images smaller than the resolution up with a
-    counted warning; "error" refuses them.
+    on_small: see decode_each.
     """
-    images, keep, bad, small = [], [], [], []
-    for i, p in enumerate(paths):
-        try:
-            arr, smaller = decode_image(p, resolution, channels, crop)
-        except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt files
-            if on_corrupt == "error":
-                raise ValueError(f"{p}: unreadable image ({type(exc).__name__}: {exc})") from None
-            bad.append(p)
-            continue
-        if smaller:
-            if on_small == "error":
-                raise ValueError(f"{p}: smaller than the requested {resolution}x{resolution}")
-            small.append(p)
-        images.append(arr)
-        keep.append(i)
+    failed = {}
+
+    def on_failure(i, reason):
+        if on_corrupt == "error":
+            raise on_corrupt_error(paths[i], reason)
+        failed[i] = reason
+
+    images = decode_each(paths, resolution, channels, crop, on_failure, on_small)
+    bad = [paths[i] for i in failed]
     report_unreadable(bad, len(paths), max_corrupt)
-    if small:
-        warnings.warn(f"upscaled {len(small)} image(s) smaller than {resolution}x{resolution}, e.g. {small[0]}",
-                      RuntimeWarning, stacklevel=2)
-    if not images:
-        raise ValueError("no readable images")
-    out_labels = labels[np.asarray(keep)] if labels is not None else None
-    return np.stack(images), out_labels, bad
+    if len(failed) == len(paths):
+        raise DataError("no readable images")
+    if failed:  # (a copy only then: a resident folder can be most of the memory)
+        keep = np.asarray([i for i in range(len(paths)) if i not in failed], dtype=np.int64)
+        images, labels = images[keep], (labels[keep] if labels is not None else None)
+    return images, labels, bad
