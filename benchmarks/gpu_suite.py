@@ -11,9 +11,10 @@ before. While a step runs, its output goes to current_step.log there too.
   3 headline  the headline benchmarks (gpu_suite_report.HEADLINE)
   4 rest      the remaining CUDA tests, compute-sanitizer memcheck on the op tests
 
---dry-run runs the same stages on the CPU: nothing is built, CUDA tests and
-benchmarks are collected and listed as skipped, the headline benchmark bodies
-run once, untimed (--benchmark-disable, as the CI smoke run does).
+--dry-run runs the same stages on the CPU (CUDA_VISIBLE_DEVICES empty, one
+thread): nothing is built, CUDA tests and benchmarks are collected and listed
+as skipped, the headline benchmark bodies run once, untimed
+(--benchmark-disable, as the CI smoke run does).
 
 GPU_SUITE_INJECT=STAGE:fail|hang[,...] (for testing the suite itself) adds a
 step to STAGE's start that fails, or that hangs until the stage's budget ends.
@@ -92,8 +93,9 @@ class Suite:
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env["PYTHONUNBUFFERED"] = "1"
-        if self.dry_run:  # untimed: one thread each, so a busy shared CPU is not oversubscribed (OpenMP spins)
-            env.setdefault("OMP_NUM_THREADS", "1")
+        if self.dry_run:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # the CPU, also where a GPU is present: CUDA parts are listed as skipped
+            env.setdefault("OMP_NUM_THREADS", "1")  # untimed: one thread, so a busy shared CPU is not oversubscribed
         env.update(extra or {})
         return env
 
