@@ -3,7 +3,8 @@
 Every benchmark puts `variant` (e.g. native / reference / stock) and a `case`
 (what is being measured, same for all variants) into extra_info; at the end of
 the session the medians of each case are compared against its baseline
-variant and printed, and written to benchmarks/results/latest.json.
+variant and printed, and written to benchmarks/results/latest.json. The cases of the
+GPU suite's headline table are marked `headline` (`pytest benchmarks -m headline`).
 """
 import json
 import os
@@ -13,6 +14,7 @@ import time
 import pytest
 import torch
 
+from gpu_suite_report import is_headline
 from wgan_fast.runtime import keep_freed_memory
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -23,6 +25,17 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 # heap, and medians of the same case moved 5x between runs. Both variants of
 # every case run under the same setting; WGAN_FAST_BENCH_MALLOC=default off.
 ALLOCATOR = keep_freed_memory()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "headline: a case of the GPU suite's headline table (gpu_suite_report.HEADLINE)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # `-m headline` selects these on every device: the CPU dry run runs the same bodies once.
+    for item in items:
+        if is_headline(item.name):
+            item.add_marker(pytest.mark.headline)
 
 
 def _rows(session):

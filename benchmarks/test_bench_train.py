@@ -22,7 +22,9 @@ Variants:
               interpolate + penalty, critic layers with the cheap double
               backward, native clip and spectral norm (one power iteration
               per critic step), the trainer's default precision (bf16 on CUDA,
-              fp32 on CPU), channels_last and fused Adam on CUDA
+              fp32 on CPU), channels_last and fused Adam on CUDA, and on CUDA
+              the whole iteration replayed as one CUDA graph, as the trainer
+              runs it (extra_info cuda_graph says whether it was captured)
   wgan_fast-bf16  (CPU with native bf16 only) wgan_fast with --precision bf16
 
 extra_info per case: images/s (real images consumed), generator it/s, FLOPs
@@ -42,7 +44,8 @@ from torch.nn.utils import parametrizations as tp
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench_utils import DEVICES, sync
-from wgan_fast import config, models, train
+from wgan_fast import config, graphs, models, train
+from wgan_fast import nn as wnn
 from wgan_fast.nn import penalty_layers
 from wgan_fast.step import Metrics, Parts, critic_step, generator_step
 
@@ -164,29 +167,64 @@ def make_stock(cfg, device, best):
     return iteration, memory_format
 
 
-def make_wgan_fast(cfg, device):
-    """One iteration of the trainer's own steps, as wgan_fast.train runs them."""
-    torch.manual_seed(0)
-    G, D = train.make_models(cfg, device)
-    opt_g = train.make_optimizer(cfg, G.parameters(), cfg["lr_g"], device)
-    opt_d = train.make_optimizer(cfg, D.parameters(), cfg["lr_d"], device)
-    precision, autocast = train.make_autocast(cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    parts = Parts(cfg, G, D, opt_g, opt_d, scaler, scaler, autocast, lambda m: None, Metrics(device))
-    B, Z, sn = cfg["batch_size"], cfg["z_dim"], cfg["algorithm"] == "wgan-sn"
-    if sn:
-        from wgan_fast import nn as wnn
+class WganFastIteration:
+    """One iteration of the trainer's own steps, as wgan_fast.train runs them:
+    the noise drawn outside the iteration and passed in, and on CUDA (where
+    graphs.unsupported_reason allows) the iteration replayed as one CUDA graph."""
 
-    def iteration(real):
-        for i in range(N_CRITIC):
-            if sn:
-                wnn.power_iteration_(D)
-            critic_step(parts, real, None, torch.randn(B, Z, device=device), torch.rand(B, device=device),
-                        critic_iter=i)
-        generator_step(parts, torch.randn(B, Z, device=device), None)
+    def __init__(self, cfg, device):
+        torch.manual_seed(0)
+        self.device, self.batch, self.z_dim = device, cfg["batch_size"], cfg["z_dim"]
+        G, D = train.make_models(cfg, device)
+        precision, autocast = train.make_autocast(cfg, device)
+        self.graph_off = graphs.unsupported_reason(cfg, device, 1, precision) if cfg["cuda_graphs"] \
+            else "cuda_graphs=false"
+        capturable = self.graph_off is None
+        opt_g = train.make_optimizer(cfg, G.parameters(), cfg["lr_g"], device, capturable=capturable)
+        opt_d = train.make_optimizer(cfg, D.parameters(), cfg["lr_d"], device, capturable=capturable)
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        parts = Parts(cfg, G, D, opt_g, opt_d, scaler, scaler, autocast, lambda m: None, Metrics(device))
+        sn = cfg["algorithm"] == "wgan-sn"
 
-    fmt = torch.channels_last if device.type == "cuda" and cfg["model"] != "mlp" else torch.contiguous_format
-    return iteration, fmt
+        def iteration(*inputs):
+            reals, zs, alphas = (inputs[k * N_CRITIC:(k + 1) * N_CRITIC] for k in range(3))
+            for i in range(N_CRITIC):
+                if sn:
+                    wnn.power_iteration_(D)
+                critic_step(parts, reals[i], None, zs[i], alphas[i], critic_iter=i)
+            generator_step(parts, inputs[-1], None)
+
+        self.eager = iteration
+        self.graph = graphs.GraphedIteration(iteration) if capturable else None
+        self.memory_format = torch.channels_last if device.type == "cuda" and cfg["model"] != "mlp" \
+            else torch.contiguous_format
+
+    def _inputs(self, real):
+        B, dev = self.batch, self.device
+        zs = [torch.randn(B, self.z_dim, device=dev) for _ in range(N_CRITIC)]
+        alphas = [torch.rand(B, device=dev) for _ in range(N_CRITIC)]
+        return [real] * N_CRITIC + zs + alphas + [torch.randn(B, self.z_dim, device=dev)]
+
+    def __call__(self, real):
+        if self.graph is None:
+            self.eager(*self._inputs(real))
+        else:
+            self.graph(self._inputs(real))
+
+    def run_eagerly(self, real):
+        self.eager(*self._inputs(real))
+
+    def capture(self, real):
+        """Run until the graph is captured (or its capture failed); no-op without a graph."""
+        while self.graph is not None and not self.graph.active and self.graph.failure is None:
+            self(real)
+
+    def graph_status(self) -> str:
+        if self.graph is None:
+            return f"off: {self.graph_off}"
+        if self.graph.failure is not None:
+            return f"capture failed: {self.graph.failure}"
+        return "captured" if self.graph.active else "not captured yet"
 
 
 class _GlobalOnly:
@@ -232,10 +270,12 @@ def test_train_iteration(benchmark, device, case, variant):
     B = 8 if smoke else batch
     precision = "bf16" if variant == "wgan_fast-bf16" else "auto"
     cfg = _cfg(model, algo, penalty, B, precision)
-    if variant.startswith("wgan_fast"):
-        step, fmt = make_wgan_fast(cfg, device)
+    ours = WganFastIteration(cfg, device) if variant.startswith("wgan_fast") else None
+    if ours:
+        step, eager_step, fmt = ours, ours.run_eagerly, ours.memory_format
     else:
         step, fmt = make_stock(cfg, device, best=variant == "best-stock")
+        eager_step = step
     shape = (B, cfg["channels"], cfg["resolution"], cfg["resolution"])
     real = (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=fmt)
 
@@ -243,15 +283,23 @@ def test_train_iteration(benchmark, device, case, variant):
         step(real)
         sync(device)
 
+    def run_eagerly():  # what the FLOP counter sees: a graph replay dispatches no operators
+        eager_step(real)
+        sync(device)
+
     name = _case_id((model, batch, algo, penalty))
     benchmark.group = f"{device.type} train {name}"
     benchmark.extra_info.update(case=f"{device.type} train {name}", variant=variant,
                                 baseline="stock" if variant != "stock" else None)
     if smoke:  # the FLOP count too: it runs every path under a dispatch mode
-        benchmark(lambda: count_flops(run))
+        benchmark(lambda: count_flops(run_eagerly))
         return
     run()  # warm-up: oneDNN/cuDNN plans, allocator
-    flop_total = count_flops(run)
+    flop_total = count_flops(run_eagerly)
+    if ours:
+        ours.capture(real)
+        sync(device)
+        benchmark.extra_info["cuda_graph"] = ours.graph_status()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rounds = (3 if model != "mlp" else 10) if device.type == "cpu" else 20

@@ -124,7 +124,15 @@ class _OnDevice:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: graphed-vs-eager training test skipped")
 @pytest.mark.parametrize("algorithm", ["wgan-gp", "wgan-clip", "wgan-sn"])
-def test_graphed_and_eager_training_end_alike_on_gpu(tmp_path, algorithm):
+def test_graphed_and_eager_training_end_alike_on_gpu(tmp_path, monkeypatch, algorithm):
+    made = []
+
+    class Recorded(graphs.GraphedIteration):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            made.append(self)
+
+    monkeypatch.setattr(graphs, "GraphedIteration", Recorded)
     out = {}
     for graphed in (False, True):
         cfg = tiny_cfg(tmp_path, algorithm=algorithm, device="cuda", precision="fp32", cuda_graphs=graphed,
@@ -132,6 +140,10 @@ def test_graphed_and_eager_training_end_alike_on_gpu(tmp_path, algorithm):
         train.train(cfg, data=_OnDevice(TinyImages((1, 28, 28)), "cuda"))
         state = torch.load(tmp_path / f"g{graphed}" / "ckpt_00000008.pt", weights_only=True)
         out[graphed] = state
+    # the graphed run really replayed a graph (a failed capture falls back to eager and would compare eager to eager)
+    assert len(made) == 1, f"expected one GraphedIteration (graphed run only), got {len(made)}"
+    assert made[0].failure is None, made[0].failure
+    assert made[0].active and made[0].calls == made[0].warmup, (made[0].active, made[0].calls)
     for part in ("G", "D", "G_ema"):
         for k, v in out[False][part].items():
             torch.testing.assert_close(out[True][part][k], v, rtol=1e-4, atol=1e-5, msg=f"{part}.{k}")
