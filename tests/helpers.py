@@ -70,7 +70,7 @@ class TinyImages:
 def tiny_cfg(tmp_path, **kw):
     base = dict(dataset="mnist", model="dcgan", resolution=28, channels=1, z_dim=16, g_base=8, d_base=8,
                 batch_size=8, steps=3, n_critic=2, log_every=1, sample_every=2, ckpt_every=2, n_samples=4,
-                out_dir=str(tmp_path), tensorboard=False, name="run")
+                out_dir=str(tmp_path), tensorboard=False, name="run", device="cpu")
     base.update(kw)
     return config.resolve({k: v for k, v in base.items()})
 
