@@ -44,10 +44,11 @@ from torch.nn.utils import parametrizations as tp
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench_utils import DEVICES, sync
-from wgan_fast import config, graphs, models, train
+from wgan_fast import config, graphs, models
 from wgan_fast import nn as wnn
 from wgan_fast.nn import penalty_layers
 from wgan_fast.step import Metrics, Parts, critic_step, generator_step
+from wgan_fast.train.state import autocast_of, make_optimizer
 
 N_CRITIC = 5
 MODELS = {
@@ -175,13 +176,13 @@ class WganFastIteration:
     def __init__(self, cfg, device):
         torch.manual_seed(0)
         self.device, self.batch, self.z_dim = device, cfg["batch_size"], cfg["z_dim"]
-        G, D = train.make_models(cfg, device)
-        precision, autocast = train.make_autocast(cfg, device)
+        G, D = models.from_config(cfg, device)
+        precision, autocast = autocast_of(cfg, device)
         self.graph_off = graphs.unsupported_reason(cfg, device, 1, precision) if cfg["cuda_graphs"] \
             else "cuda_graphs=false"
         capturable = self.graph_off is None
-        opt_g = train.make_optimizer(cfg, G.parameters(), cfg["lr_g"], device, capturable=capturable)
-        opt_d = train.make_optimizer(cfg, D.parameters(), cfg["lr_d"], device, capturable=capturable)
+        opt_g = make_optimizer(cfg, G.parameters(), cfg["lr_g"], device, capturable=capturable)
+        opt_d = make_optimizer(cfg, D.parameters(), cfg["lr_d"], device, capturable=capturable)
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         parts = Parts(cfg, G, D, opt_g, opt_d, scaler, scaler, autocast, lambda m: None, Metrics(device))
         sn = cfg["algorithm"] == "wgan-sn"

@@ -15,15 +15,16 @@ from wgan_fast import checkpoint, config, errors, train
 from helpers import TinyImages, tiny_cfg, write_idx  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ["train", "evaluate", "sample", "interpolate", "export", "adapt", "anomaly", "classifier.train"]
+from wgan_fast.__main__ import COMMANDS  # noqa: E402
 
 
-def run(*args, cwd=None, env=None, timeout=300):
+def run(command, *args, cwd=None, env=None, timeout=300):
+    """`wgan-fast <command> args` as a user runs it (python -m wgan_fast <command>)."""
     e = dict(os.environ, OMP_NUM_THREADS="1")
     e.pop("WGAN_FAST_DEBUG", None)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=e,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "wgan_fast", command, *args], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=timeout)
 
 
 def one_line_failure(r, code, *names):
@@ -39,7 +40,7 @@ def one_line_failure(r, code, *names):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_answers_help(command):
-    r = run(f"wgan_fast.{command}", "--help")
+    r = run(command, "--help")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage:"), r.stdout[:200]
     assert "exit codes" in r.stdout and "Traceback" not in r.stderr
@@ -48,7 +49,7 @@ def test_every_command_answers_help(command):
 def test_train_help_lists_every_key_preset_example_and_exit_code():
     from wgan_fast.presets import PRESETS
 
-    text = run("wgan_fast.train", "--help").stdout
+    text = run("train", "--help").stdout
     for key in config.KEYS:
         assert f"--{key.name.replace('_', '-')} " in text, key.name
     for group in config.GROUPS:
@@ -96,7 +97,7 @@ TINY = ["--dataset", "mnist", "--model", "mlp", "--resolution", "28", "--z-dim",
     (["positional"], 2, ["positional"]),
 ])
 def test_train_refuses_bad_config_in_one_line(tmp_path, args, code, names):
-    r = run("wgan_fast.train", "--out-dir", str(tmp_path), *args)
+    r = run("train", "--out-dir", str(tmp_path), *args)
     one_line_failure(r, code, *names)
     assert not os.listdir(tmp_path)  # refused before anything ran
 
@@ -104,19 +105,19 @@ def test_train_refuses_bad_config_in_one_line(tmp_path, args, code, names):
 def test_train_names_a_bad_yaml_file(tmp_path):
     bad = tmp_path / "run.yaml"
     bad.write_text("lr_d: [1, 2\n")
-    one_line_failure(run("wgan_fast.train", "--config", str(bad)), 2, str(bad))
-    one_line_failure(run("wgan_fast.train", "--config", str(tmp_path / "absent.yaml")), 2, "absent.yaml")
+    one_line_failure(run("train", "--config", str(bad)), 2, str(bad))
+    one_line_failure(run("train", "--config", str(tmp_path / "absent.yaml")), 2, "absent.yaml")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_train_device_cuda_without_a_gpu(tmp_path):
-    one_line_failure(run("wgan_fast.train", "--device", "cuda", "--out-dir", str(tmp_path)), 7, "device", "cuda")
+    one_line_failure(run("train", "--device", "cuda", "--out-dir", str(tmp_path)), 7, "device", "cuda")
 
 
 def test_train_bad_data_is_a_data_error(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_failure(run("wgan_fast.train", *TINY, "--data-dir", str(empty), "--out-dir", str(tmp_path)), 4,
+    one_line_failure(run("train", *TINY, "--data-dir", str(empty), "--out-dir", str(tmp_path)), 4,
                      str(empty), "train-images-idx3-ubyte")
     trunc = tmp_path / "trunc"
     trunc.mkdir()
@@ -124,49 +125,49 @@ def test_train_bad_data_is_a_data_error(tmp_path):
     write_idx(trunc / "train-labels-idx1-ubyte", np.zeros(20, np.uint8), False)
     with open(trunc / "train-images-idx3-ubyte", "r+b") as f:
         f.truncate(1000)
-    one_line_failure(run("wgan_fast.train", *TINY, "--data-dir", str(trunc), "--out-dir", str(tmp_path)), 4,
+    one_line_failure(run("train", *TINY, "--data-dir", str(trunc), "--out-dir", str(tmp_path)), 4,
                      "train-images-idx3-ubyte", "truncated")
     cifar = tmp_path / "cifar"
     cifar.mkdir()
     (cifar / "data_batch_1").write_bytes(pickle.dumps({b"data": 1})[:10])
-    one_line_failure(run("wgan_fast.train", "--dataset", "cifar10", "--model", "mlp", "--data-dir", str(cifar),
+    one_line_failure(run("train", "--dataset", "cifar10", "--model", "mlp", "--data-dir", str(cifar),
                          "--out-dir", str(tmp_path), "--device", "cpu"), 4, "data_batch_1")
     folder = tmp_path / "images"
     folder.mkdir()
-    one_line_failure(run("wgan_fast.train", "--dataset", "folder", "--model", "mlp", "--data-dir", str(folder),
+    one_line_failure(run("train", "--dataset", "folder", "--model", "mlp", "--data-dir", str(folder),
                          "--out-dir", str(tmp_path), "--device", "cpu"), 4, str(folder), "no image files")
 
 
 def test_train_conditional_needs_labels_below_num_classes(tmp_path, tiny_mnist):
-    one_line_failure(run("wgan_fast.train", *TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path),
+    one_line_failure(run("train", *TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path),
                          "--conditional", "true", "--num-classes", "5"), 4, "num_classes", "--num-classes 10")
 
 
 def test_train_progress_is_plain_lines_in_a_log_and_resume_rules(tmp_path, tiny_mnist):
     base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--name", "r", "--log-every", "2",
             "--sample-every", "4", "--ckpt-every", "4"]
-    r = run("wgan_fast.train", *base, "--steps", "4")
+    r = run("train", *base, "--steps", "4")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "\r" not in r.stderr  # not a terminal: no carriage returns
     assert [line.split()[2] for line in r.stderr.splitlines() if line.startswith("[wgan_fast] step ")] == \
         ["2/4", "4/4"]
     # a second fresh run into the same folder is refused; nothing of the first is lost
-    one_line_failure(run("wgan_fast.train", *base, "--steps", "4"), 2, "--resume true", "--overwrite true")
+    one_line_failure(run("train", *base, "--steps", "4"), 2, "--resume true", "--overwrite true")
     assert checkpoint.list_checkpoints(str(tmp_path / "r"))
     # resume with a key that may not change: refused before loading, naming the key and both values
-    line = one_line_failure(run("wgan_fast.train", *base, "--steps", "8", "--resume", "true", "--d-base", "16"), 2,
+    line = one_line_failure(run("train", *base, "--steps", "8", "--resume", "true", "--d-base", "16"), 2,
                             "d_base", "checkpoint: 8", "now: 16")
     assert "config.json" in line
     # keys that may change: steps, intervals, learning rates
-    r = run("wgan_fast.train", *base, "--steps", "6", "--resume", "true", "--log-every", "3", "--lr-d", "5e-5")
+    r = run("train", *base, "--steps", "6", "--resume", "true", "--log-every", "3", "--lr-d", "5e-5")
     assert r.returncode == 0, r.stderr[-3000:]
     state, _ = checkpoint.load_latest(str(tmp_path / "r"))
     assert state["step"] == 6 and state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(5e-5)
     # resuming from the run's own config.json works as the error message says
-    r = run("wgan_fast.train", "--config", str(tmp_path / "r" / "config.json"), "--resume", "true", "--steps", "7")
+    r = run("train", "--config", str(tmp_path / "r" / "config.json"), "--resume", "true", "--steps", "7")
     assert r.returncode == 0, r.stderr[-3000:]
     # --overwrite starts afresh
-    r = run("wgan_fast.train", *base, "--steps", "2", "--overwrite", "true")
+    r = run("train", *base, "--steps", "2", "--overwrite", "true")
     assert r.returncode == 0, r.stderr[-3000:]
     assert [os.path.basename(p) for p in checkpoint.list_checkpoints(str(tmp_path / "r"))] == ["ckpt_00000002.pt"]
 
@@ -174,21 +175,30 @@ def test_train_progress_is_plain_lines_in_a_log_and_resume_rules(tmp_path, tiny_
 def test_resume_with_only_unreadable_checkpoints_is_a_checkpoint_error(tmp_path, tiny_mnist):
     base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--name", "r", "--steps", "2",
             "--ckpt-every", "2"]
-    assert run("wgan_fast.train", *base).returncode == 0
+    assert run("train", *base).returncode == 0
     (path,) = checkpoint.list_checkpoints(str(tmp_path / "r"))
     with open(path, "r+b") as f:
         f.truncate(100)
-    one_line_failure(run("wgan_fast.train", *base, "--resume", "true", "--steps", "4"), 6, path)
+    one_line_failure(run("train", *base, "--resume", "true", "--steps", "4"), 6, path)
 
 
 def test_a_nonfinite_run_stops_with_exit_3(tmp_path):
-    r = run("wgan_fast.train", "--preset", "toy-8gaussians", "--out-dir", str(tmp_path), "--lr-d", "1e30",
+    r = run("train", "--preset", "toy-8gaussians", "--out-dir", str(tmp_path), "--lr-d", "1e30",
             "--lr-g", "1e30", "--steps", "200", "--log-every", "5", "--ckpt-every", "5", "--tensorboard", "false")
     one_line_failure(r, 3, "non-finite")
 
 
+def test_the_command_list_and_an_unknown_command():
+    r = run("--help")
+    assert r.returncode == 0 and all(f"  {name} " in r.stdout for name in COMMANDS)
+    one_line_failure(run("bogus"), 2, "bogus")
+    # python -m wgan_fast.train stays, as documented
+    r = subprocess.run([sys.executable, "-m", "wgan_fast.train", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("usage:")
+
+
 def test_debug_env_prints_the_traceback(tmp_path):
-    r = run("wgan_fast.train", "--lr-d", "-1", env={"WGAN_FAST_DEBUG": "1"})
+    r = run("train", "--lr-d", "-1", env={"WGAN_FAST_DEBUG": "1"})
     assert r.returncode == 2 and "Traceback" in r.stderr and "lr_d" in r.stderr
 
 
@@ -197,34 +207,34 @@ def test_debug_env_prints_the_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    return train.train(tiny_cfg(out, model="mlp", steps=2, ckpt_every=2, sample_every=2), data=TinyImages())
+    return train.train(tiny_cfg(out, model="mlp", steps=2, ckpt_every=2, sample_every=2), data=TinyImages()).run_dir
 
 
 @pytest.mark.parametrize("command,extra", [("sample", []), ("evaluate", ["--metrics", "fid"]),
-                                           ("interpolate", []), ("export", ["--n", "4"]),
+                                           ("latent-walk", []), ("export", ["--n", "4"]),
                                            ("anomaly", ["--images", "."]), ("adapt", [])])
 def test_commands_name_a_missing_run_folder(tmp_path, command, extra):
     missing = str(tmp_path / "nope")
-    one_line_failure(run(f"wgan_fast.{command}", "--run", missing, *extra), 2, missing)
+    one_line_failure(run(command, "--run", missing, *extra), 2, missing)
 
 
 def test_commands_report_an_unreadable_checkpoint(tmp_path, tiny_run):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--ckpt", str(bad)), 6, str(bad))
+    one_line_failure(run("sample", "--run", tiny_run, "--ckpt", str(bad)), 6, str(bad))
     torch.save({"step": 1}, tmp_path / "other.pt")
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--ckpt", str(tmp_path / "other.pt")), 6,
+    one_line_failure(run("sample", "--run", tiny_run, "--ckpt", str(tmp_path / "other.pt")), 6,
                      "other.pt", "not a wgan_fast checkpoint")
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--ckpt", str(tmp_path / "absent.pt")), 6,
+    one_line_failure(run("sample", "--run", tiny_run, "--ckpt", str(tmp_path / "absent.pt")), 6,
                      "absent.pt")
 
 
 def test_commands_report_bad_arguments_in_one_line(tiny_run):
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--n", "zero"), 2, "--n")
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--n", "0"), 2, "--n")
-    one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--class", "3"), 2, "--class")
+    one_line_failure(run("sample", "--run", tiny_run, "--n", "zero"), 2, "--n")
+    one_line_failure(run("sample", "--run", tiny_run, "--n", "0"), 2, "--n")
+    one_line_failure(run("sample", "--run", tiny_run, "--class", "3"), 2, "--class")
     if not torch.cuda.is_available():
-        one_line_failure(run("wgan_fast.sample", "--run", tiny_run, "--device", "cuda"), 7, "cuda")
+        one_line_failure(run("sample", "--run", tiny_run, "--device", "cuda"), 7, "cuda")
 
 
 # ---- models: validation asks each model what it accepts ---------------------------------

@@ -1,4 +1,4 @@
-"""The Inception features, the Evaluator and `python -m wgan_fast.evaluate`.
+"""The Inception features, the Evaluator and `wgan-fast evaluate`.
 
 The network runs ~10 images/s on a 2-core CPU, so every test here feeds it a
 handful of images; the metric math itself is tested in test_metrics.py.
@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wgan_fast import config, errors, evaluate, metrics, run_folder, train
+from wgan_fast import config, errors, metrics, run_folder, train
+from wgan_fast.commands import evaluate
 from wgan_fast.data import fashion_mnist_root, idx
 from wgan_fast.metrics import inception, reference
 
@@ -373,7 +374,7 @@ def tiny_run(tmp_path_factory):
                               g_base="8", d_base="8", batch_size="8", steps="2", n_critic="1", log_every="1",
                               sample_every="2", ckpt_every="2", n_samples="4", out_dir=str(out),
                               tensorboard="false", name="tiny", conditional="true"))
-    return train.train(cfg, data=TinyImages((1, 28, 28)))
+    return train.train(cfg, data=TinyImages((1, 28, 28))).run_dir
 
 
 @needs_fashion
@@ -417,9 +418,9 @@ def test_command_bad_input(tiny_run, tmp_path, capsys):
     fails(tiny_run, "--ckpt", str(tmp_path / "other.pt"), match="do not fit the architecture", code=6)
     # a consistent checkpoint, but of another architecture than the run folder's
     other_cfg = dict(state["config"], model="dcgan", resolution=32, g_base=8)
-    from wgan_fast.train import make_models
+    from wgan_fast.models import from_config
 
-    G, D = make_models(other_cfg, torch.device("cpu"))
+    G, D = from_config(other_cfg, torch.device("cpu"))
     torch.save(dict(state, config=other_cfg, G=G.state_dict(), D=D.state_dict(), G_ema=G.state_dict()),
                tmp_path / "other32.pt")
     fails(tiny_run, "--ckpt", str(tmp_path / "other32.pt"), match="another architecture or dataset than the run folder",

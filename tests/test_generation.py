@@ -1,4 +1,4 @@
-"""The generation commands end to end on tiny run folders: sample, interpolate,
+"""The generation commands end to end on tiny run folders: sample, latent-walk,
 export, anomaly, adapt; the domain classifier; clear errors on bad input."""
 import json
 import os
@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from wgan_fast import adapt, anomaly, data, errors, export, interpolate, run_folder, sample, train
+from wgan_fast import data, errors, run_folder, train
+from wgan_fast.commands import adapt, anomaly, export, latent_walk, sample
 from wgan_fast import classifier as clf
 from wgan_fast.runlog import grid_image
 
@@ -26,7 +27,7 @@ def runs(tmp_path_factory):
     out = {}
     for name, conditional in (("uncond", False), ("cond", True)):
         cfg = tiny_cfg(root, dataset="fashion-mnist", name=name, conditional=conditional)
-        out[name] = train.train(cfg, data=TinyImages())
+        out[name] = train.train(cfg, data=TinyImages()).run_dir
     return out
 
 
@@ -46,7 +47,7 @@ def test_committed_classifier_reaches_90_percent_on_the_fashion_mnist_test_set()
     assert len(x) == 10000
     acc = clf.accuracy(model, x, y)
     # at 32 px, resized as the trainer resizes its data, it sees the same garments
-    x32 = data._to_resolution(images, 32, 1).float() / 127.5 - 1  # noqa: SLF001
+    x32 = data.to_resolution(images, 32, 1).float() / 127.5 - 1
     acc32 = clf.accuracy(model, x32, y)
     print(f"Fashion-MNIST test accuracy of the committed classifier: {acc:.4f} (at 32 px: {acc32:.4f})")
     assert acc >= 0.90 and acc32 >= 0.90
@@ -128,7 +129,7 @@ def test_sample_refuses_bad_classes(runs, tmp_path, capsys):
 
 def test_sample_command_line(runs, tmp_path):
     out = tmp_path / "cli.png"
-    r = subprocess.run([sys.executable, "-m", "wgan_fast.sample", "--run", runs["cond"], "--n", "20", "--out",
+    r = subprocess.run([sys.executable, "-m", "wgan_fast", "sample", "--run", runs["cond"], "--n", "20", "--out",
                         str(out)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert png(out).shape == (2 * 30 + 2, 10 * 30 + 2)  # one column per class
@@ -141,7 +142,7 @@ def test_bad_run_folders_get_clear_messages(runs, tmp_path, capsys):
     empty.mkdir()
     assert sample.main(["--run", str(empty)]) == 6  # a checkpoint error
     assert "no ckpt_*.pt files: was it trained?" in capsys.readouterr().err
-    assert interpolate.main(["--run", str(tmp_path / "nope")]) == 2
+    assert latent_walk.main(["--run", str(tmp_path / "nope")]) == 2
     assert "run folder not found" in capsys.readouterr().err
     # a checkpoint whose config names another architecture than its weights
     state = torch.load(run_folder.load_run(runs["uncond"]).ckpt_path, weights_only=True)
@@ -154,22 +155,22 @@ def test_bad_run_folders_get_clear_messages(runs, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "e")
 
 
-# ---- interpolate --------------------------------------------------------------------
+# ---- latent-walk ---------------------------------------------------------------------
 
 def test_lerp_and_slerp_paths():
     a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
     t = torch.linspace(0, 1, 5)
-    for fn in (interpolate.lerp, interpolate.slerp):
+    for fn in (latent_walk.lerp, latent_walk.slerp):
         p = fn(a, b, t)
         assert p.shape == (1, 5, 2)
         assert torch.equal(p[0, 0], a[0]) and torch.equal(p[0, -1], b[0])  # exact endpoints
-    torch.testing.assert_close(interpolate.slerp(a, b, t).norm(dim=-1), torch.full((1, 5), 3.0))  # on the arc
-    torch.testing.assert_close(interpolate.lerp(a, b, t)[0, 2], torch.tensor([1.5, 1.5]))
-    torch.testing.assert_close(interpolate.slerp(a, a, t)[0], a.expand(5, 2))  # parallel: no NaN
+    torch.testing.assert_close(latent_walk.slerp(a, b, t).norm(dim=-1), torch.full((1, 5), 3.0))  # on the arc
+    torch.testing.assert_close(latent_walk.lerp(a, b, t)[0, 2], torch.tensor([1.5, 1.5]))
+    torch.testing.assert_close(latent_walk.slerp(a, a, t)[0], a.expand(5, 2))  # parallel: no NaN
 
 
-def test_interpolate_writes_grids_and_gifs_per_class(runs, tmp_path):
-    assert interpolate.main(["--run", runs["cond"], "--steps", "5", "--out-dir", str(tmp_path)]) == 0
+def test_latent_walk_writes_grids_and_gifs_per_class(runs, tmp_path):
+    assert latent_walk.main(["--run", runs["cond"], "--steps", "5", "--out-dir", str(tmp_path)]) == 0
     lerp, slerp = png(tmp_path / "lerp.png"), png(tmp_path / "slerp.png")
     assert lerp.shape == (10 * 30 + 2, 5 * 30 + 2)  # one path per class, 5 steps
     # the paths share their endpoints and differ in between
@@ -352,6 +353,6 @@ def test_adapt_end_to_end(runs, tiny_fashion, tmp_path, name, capsys, monkeypatc
 
 def test_adapt_needs_a_classifier_for_the_dataset(tmp_path, capsys):
     cfg = tiny_cfg(tmp_path, dataset="cifar10", channels=3, resolution=32)
-    run_dir = train.train(cfg, data=TinyImages((3, 32, 32)))
+    run_dir = train.train(cfg, data=TinyImages((3, 32, 32))).run_dir
     assert adapt.main(["--run", run_dir]) == 2
     assert "no domain classifier for dataset 'cifar10'" in capsys.readouterr().err

@@ -20,7 +20,7 @@ MODELS = [("mlp", 28), ("dcgan", 28), ("dcgan", 32), ("resnet", 32)]
 def test_every_algorithm_and_model_trains(tmp_path, algorithm, model, res):
     cfg = tiny_cfg(tmp_path, algorithm=algorithm, model=model, resolution=res, conditional=model == "dcgan")
     shape = (1, res, res)
-    run_dir = train.train(cfg, data=TinyImages(shape))
+    run_dir = train.train(cfg, data=TinyImages(shape)).run_dir
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for r in rows:
@@ -33,7 +33,7 @@ def test_every_algorithm_and_model_trains(tmp_path, algorithm, model, res):
     if algorithm == "wgan-sn":  # sigma ~ 1: the normalised weights have unit spectral norm
         from wgan_fast import models, nn as wnn
 
-        _, D = train.make_models(cfg, torch.device("cpu"))
+        _, D = models.from_config(cfg, torch.device("cpu"))
         D.load_state_dict(state["D"])
         for _ in range(30):
             wnn.power_iteration_(D)
@@ -66,7 +66,7 @@ def test_resume_keeps_each_step_once_in_metrics(tmp_path):
     """A run killed after logging past its last checkpoint (and mid-line) resumes
     with a metrics series that has each step once, in order."""
     cfg = tiny_cfg(tmp_path, steps=6, ckpt_every=3, log_every=1)
-    run_dir = train.train(cfg, data=TinyImages())
+    run_dir = train.train(cfg, data=TinyImages()).run_dir
     os.unlink(checkpoint.path_for(run_dir, 6))  # as if killed between logging step 6 and its checkpoint
     with open(os.path.join(run_dir, "metrics.jsonl"), "a") as f:
         f.write('{"step": 7, "loss_d": 0.')  # and a line cut short
@@ -86,11 +86,11 @@ def test_rollback_lowers_the_learning_rate(tmp_path, monkeypatch):
     seen = []
     real_train = train.train
 
-    def fake_data_train(c, data=None):
+    def fake_data_train(c, data=None, callbacks=()):
         seen.append(c["lr_d"])
-        return real_train(c, data=TinyImages(nan_after=4 if len(seen) == 1 else None))
+        return real_train(c, data=TinyImages(nan_after=4 if len(seen) == 1 else None), callbacks=callbacks)
 
-    monkeypatch.setattr(train, "train", fake_data_train)
+    monkeypatch.setattr(train.loop, "train", fake_data_train)
     train.train_with_rollback(cfg)
     assert seen == [cfg["lr_d"], cfg["lr_d"] * 0.5]
     # the halved rates are the ones trained with (the loaded optimiser state must not restore the old ones)
@@ -207,11 +207,12 @@ def test_two_process_gloo_equals_one_process_on_the_concatenated_batch(tmp_path,
 
 def test_toy_8gaussians_covers_every_mode(tmp_path):
     """Quality: a short CPU run puts a fair share of samples on each of the 8 modes."""
-    from wgan_fast import models, toys
+    from wgan_fast import models
+    from wgan_fast.data import toys
 
     cfg = config.resolve({"preset": "toy-8gaussians", "steps": "500", "out_dir": str(tmp_path), "name": "toy",
                           "tensorboard": "false"})
-    run_dir = train.train(cfg)
+    run_dir = train.train(cfg).run_dir
     state, _ = checkpoint.load_latest(run_dir)
     G = models.MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, tanh=False)
     G.load_state_dict(state["G"])
@@ -270,7 +271,7 @@ def test_wgan_gp_critic_step_known_answer():
 
 def test_n_critic_schedule(tmp_path):
     cfg = tiny_cfg(tmp_path, n_critic=3, steps=4, log_every=4)
-    run_dir = train.train(cfg, data=TinyImages())
+    run_dir = train.train(cfg, data=TinyImages()).run_dir
     (row,) = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     assert row["critic_steps"] == 12  # 3 critic updates per generator update
 
@@ -316,5 +317,5 @@ def test_sync_bn_is_refused_for_several_cpu_processes(tmp_path, monkeypatch):
         train.setup_distributed(cfg)
     assert not torch.distributed.is_initialized()
     monkeypatch.setenv("WORLD_SIZE", "1")
-    run_dir = train.train(cfg, data=TinyImages())
+    run_dir = train.train(cfg, data=TinyImages()).run_dir
     assert checkpoint.load_latest(run_dir)[0]["step"] == cfg["steps"]

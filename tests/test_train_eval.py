@@ -17,7 +17,7 @@ from wgan_fast.data import DEBIAN_FASHION_MNIST
 def test_eval_every_logs_metric_and_keeps_best(tmp_path, monkeypatch):
     monkeypatch.setenv("WGAN_FAST_CACHE", str(tmp_path / "cache"))
     cfg = tiny_cfg(tmp_path, dataset="fashion-mnist", steps=4, eval_every=2, eval_n=6, eval_n_real=6)
-    run_dir = train.train(cfg, data=TinyImages((1, 28, 28)))
+    run_dir = train.train(cfg, data=TinyImages((1, 28, 28))).run_dir
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     evals = [r for r in rows if "eval_fid" in r]
     assert [r["step"] for r in evals] == [2, 4]

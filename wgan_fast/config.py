@@ -12,6 +12,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+from . import data, models
 from .errors import ConfigError
 
 ALGORITHMS = ("gan", "wgan-clip", "wgan-gp", "wgan-lp", "wgan-sn")
@@ -36,11 +37,10 @@ class Key:
 
 GROUPS = ("run", "data", "model", "algorithm", "optimisation", "precision", "logging and checkpoints", "evaluation")
 
-# Datasets and models are listed here for --help and validation; their own
-# packages check the combinations they accept (models.check_config).
-DATASETS = ("fashion-mnist", "mnist", "cifar10", "stl10", "celeba", "folder", "toy-8gaussians", "toy-moons",
-            "toy-scurve")
-MODELS = ("mlp", "dcgan", "resnet")
+# The names come from the registries of the data and model packages, which
+# also check the combinations of keys they accept (validate asks them).
+DATASETS = data.DATASETS
+MODELS = models.KINDS
 
 KEYS = (
     # run
@@ -263,8 +263,6 @@ def _check_key(k: Key, val) -> str | None:
 
 def validate(cfg: dict) -> None:
     """Raise ConfigError naming the key of the first value that cannot run."""
-    from . import data, models  # noqa: PLC0415  (each part says what it accepts)
-
     unknown = _unknown(cfg)
     if unknown:
         raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (see --help for the keys)")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, models
 from .errors import CheckpointError, CheckpointNotFound, UsageError
 
 
@@ -39,8 +39,6 @@ class Run:
 
 def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
     """The newest readable checkpoint of `run_dir` (or the file `ckpt`), as a Run."""
-    from .train import make_models  # noqa: PLC0415 - train imports heavy optional parts lazily
-
     device = torch.device(device)
     if not os.path.isdir(run_dir):
         raise UsageError(f"run folder not found: {run_dir} (--run takes a folder under runs/)")
@@ -59,8 +57,8 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
         if not isinstance(state, dict) or key not in state:
             raise CheckpointError(f"{path} is not a wgan_fast checkpoint (no {key!r} entry)")
     cfg = state["config"]
-    G, D = make_models(cfg, device)
-    G_ema = make_models(cfg, device)[0]
+    G, D = models.from_config(cfg, device)
+    G_ema = models.from_config(cfg, device)[0]
     for name, module, weights in (("G", G, state["G"]), ("D", D, state["D"]),
                                   ("G_ema", G_ema, state.get("G_ema", state["G"]))):
         try:
@@ -76,33 +74,8 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
     return Run(run_dir, path, int(state["step"]), cfg, G, G_ema, D, device)
 
 
-@torch.no_grad()
-def sample_images(G, n: int, *, z_dim: int, num_classes: int, device, labels=None, seed: int = 0,
-                  batch_size: int = 256, z=None):
-    """(images in [-1, 1] float32 on CPU, NCHW; labels or None) of `n` samples of G.
-
-    Conditional generators draw labels uniformly unless `labels` (n,) is given.
-    Latents `z` (n, z_dim) may be given; else drawn from N(0, I) with `seed`.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    if z is None:
-        z = torch.randn(n, z_dim, generator=gen)
-    if num_classes:
-        if labels is None:
-            labels = torch.randint(0, num_classes, (n,), generator=gen)
-        labels = torch.as_tensor(labels).long()
-        if labels.shape != (n,) or labels.min() < 0 or labels.max() >= num_classes:
-            raise UsageError(f"labels must be ({n},) integers in [0, {num_classes})")
-    out = []
-    for i in range(0, n, batch_size):
-        y = labels[i:i + batch_size].to(device) if num_classes else None
-        out.append(G(z[i:i + batch_size].to(device), y).float().clamp(-1, 1).cpu())
-    images = torch.cat(out) if out else torch.empty(0)
-    return images, (labels if num_classes else None)
-
-
 def generate(run: Run, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,
              ema: bool = True, z: torch.Tensor | None = None):
     """`sample_images` of the run's EMA generator (or its raw one with ema=False)."""
-    return sample_images(run.G_ema if ema else run.G, n, z_dim=run.z_dim, num_classes=run.num_classes,
+    return models.sample_images(run.G_ema if ema else run.G, n, z_dim=run.z_dim, num_classes=run.num_classes,
                          device=run.device, labels=labels, seed=seed, batch_size=batch_size, z=z)

@@ -198,7 +198,7 @@ class RunLog:
             ax[0].plot(steps, [r[key] for r in rows], label=key)
         ax[1].plot(steps, [r["wdist"] for r in rows], label="E[D(real)] - E[D(fake)]")
         if evals:
-            key = next(k for k in evals[0] if k.startswith("eval_") and k not in ("eval_n", "eval_n_real"))
+            key = next(k for k in evals[0] if k.startswith("eval_") and k not in ("eval_n", "eval_n_real", "eval_features"))
             ax[2].plot([r["step"] for r in evals], [r[key] for r in evals], "o-",
                        label=f"{key[5:]} ({evals[0]['eval_n']} vs {evals[0]['eval_n_real']} images)")
         for a in ax:

@@ -1,7 +1,7 @@
 """Train the domain classifier and record its weights.
 
-    python -m wgan_fast.classifier.train --dataset fashion-mnist [--data-dir DIR] [--epochs 8] [--seed 0]
-    python -m wgan_fast.classifier.train --dataset mnist --data-dir DIR
+    wgan-fast classifier-train --dataset fashion-mnist [--data-dir DIR] [--epochs 8] [--seed 0]
+    wgan-fast classifier-train --dataset mnist --data-dir DIR
 
 Seeded; light augmentation (shifts of up to 2 px, horizontal flips for
 Fashion-MNIST only: a flipped digit is another glyph) and batches at the
@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .. import commands, errors
+from .. import cli, errors
 from . import MANIFEST, DomainClassifier, accuracy, load_split, read_manifest, sha256, to_unit_range, weights_path
 
 
@@ -97,7 +97,7 @@ def save(model: DomainClassifier, dataset: str, accuracies: dict, args: dict) ->
 
 
 def main(argv=None):
-    p = commands.new_parser("classifier.train", __doc__)
+    p = cli.new_parser("classifier-train", __doc__)
     p.add_argument("--dataset", choices=("fashion-mnist", "mnist"), default="fashion-mnist")
     p.add_argument("--data-dir", default="", help="folder with the IDX files (MNIST needs it)")
     p.add_argument("--epochs", type=int, default=8)

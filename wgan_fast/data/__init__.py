@@ -2,7 +2,10 @@
 
 `make_stream(cfg, device, rank, world_size)` returns an endless, seeded stream
 of (images in [-1, 1] NCHW on `device`, labels or None) with `next()`,
-`state_dict()` and `load_state_dict()`.
+`state_dict()` and `load_state_dict()`; for the 2-D toy datasets, (points,
+None). The public helpers say where a dataset lives (`dataset_root`), read
+array datasets (`load_arrays`) and resize as the trainer does
+(`to_resolution`), so evaluation sees the images training saw.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError, DataError, DataNotFound
-from . import files, formats, idx
+from . import files, formats, idx, toys
 from .order import BatchOrder
 from .resident import ResidentStream
 
@@ -45,7 +48,7 @@ def fashion_mnist_root(data_dir: str = "") -> str:
         ) from None
 
 
-def _to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
+def to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.Tensor:
     """uint8 (N, H, W[, C]) -> uint8 (N, channels, resolution, resolution).
 
     Resized once at load with bilinear interpolation (antialiased when
@@ -67,7 +70,9 @@ def _to_resolution(images: np.ndarray, resolution: int, channels: int) -> torch.
     return x.contiguous()
 
 
-def _root(cfg, name):
+def dataset_root(cfg, name=None):
+    """The folder of a dataset's files: --data-dir, else $WGAN_FAST_DATA."""
+    name = name or cfg["dataset"]
     root = cfg["data_dir"] or os.environ.get("WGAN_FAST_DATA", "")
     if not root:
         raise DataNotFound(f"{name}: pass --data-dir FOLDER (or set $WGAN_FAST_DATA) with the dataset's files")
@@ -80,17 +85,19 @@ def load_arrays(cfg):
     if name == "fashion-mnist":
         return idx.load_split(fashion_mnist_root(cfg["data_dir"]), train=True)
     if name == "mnist":
-        return idx.load_split(_root(cfg, name), train=True)
+        return idx.load_split(dataset_root(cfg, name), train=True)
     if name == "cifar10":
-        return formats.read_cifar10(_root(cfg, name), train=True)
+        return formats.read_cifar10(dataset_root(cfg, name), train=True)
     if name == "stl10":
-        x, y = formats.read_stl10(_root(cfg, name), splits=("train", "unlabeled"))
+        x, y = formats.read_stl10(dataset_root(cfg, name), splits=("train", "unlabeled"))
         return x, (y if (y >= 0).all() else None)  # unlabeled images: no labels for the whole set
     raise ValueError(f"dataset {name!r} is not an array dataset")
 
 
 FILE_DATASETS = ("celeba", "folder")
 ARRAY_DATASETS = ("fashion-mnist", "mnist", "cifar10", "stl10")
+TOY_DATASETS = toys.TOYS
+DATASETS = ARRAY_DATASETS + FILE_DATASETS + TOY_DATASETS
 
 
 def check_config(cfg: dict) -> None:
@@ -121,12 +128,14 @@ def make_stream(cfg: dict, device, rank: int = 0, world_size: int = 1):
     name, loader = cfg["dataset"], cfg["loader"]
     common = dict(batch_size=cfg["batch_size"], device=device, seed=cfg["seed"], rank=rank, world_size=world_size,
                   flip=cfg["flip"])
+    if name in TOY_DATASETS:
+        return toys.ToyStream(name, cfg["batch_size"], device, cfg["seed"], rank)
     if name in ARRAY_DATASETS:
         images, labels = load_arrays(cfg)
-        x = _to_resolution(images, cfg["resolution"], cfg["channels"])
+        x = to_resolution(images, cfg["resolution"], cfg["channels"])
         return ResidentStream(x, _labels(labels, cfg, name), **common)
     if name in FILE_DATASETS:
-        root = _root(cfg, name)
+        root = dataset_root(cfg, name)
         paths, labels, _ = formats.list_images(root)
         # every loader streams the files that pass the scan, in one order; later finds are substituted alike
         paths, labels, unreadable = files.check_files(paths, labels, cfg["on_corrupt"], cfg["max_corrupt"])

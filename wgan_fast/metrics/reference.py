@@ -46,7 +46,7 @@ def _all_images(cfg: dict, split: str):
         return data.load_arrays(cfg)[0]  # exactly what the trainer reads
     if name == "fashion-mnist":
         return idx.load_split(data.fashion_mnist_root(cfg["data_dir"]), train=False)[0]
-    root = data._root(cfg, name)  # noqa: SLF001 - the trainer's own rule for where a dataset lives
+    root = data.dataset_root(cfg, name)  # the trainer's own rule for where a dataset lives
     if name == "mnist":
         return idx.load_split(root, train=False)[0]
     if name == "cifar10":
@@ -67,13 +67,13 @@ def real_images(cfg: dict, split: str, n: int) -> torch.Tensor:
     """uint8 (n, channels, resolution, resolution): the reference images of the run's dataset."""
     name, res, ch = cfg["dataset"], cfg["resolution"], cfg["channels"]
     if name in data.FILE_DATASETS:
-        paths, _, _ = formats.list_images(data._root(cfg, name))  # noqa: SLF001
+        paths, _, _ = formats.list_images(data.dataset_root(cfg, name))
         paths = [paths[i] for i in _choose(len(paths), n, f"the image folder {cfg['data_dir']}")]
         images, _, _ = formats.decode_folder(paths, None, res, ch, cfg["crop"], cfg["on_corrupt"], cfg["max_corrupt"])
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     images = _all_images(cfg, split)
     chosen = images[_choose(len(images), n, f"the {name} {split} split")]
-    return data._to_resolution(chosen, res, ch)  # noqa: SLF001 - the trainer's resize, so both sides match
+    return data.to_resolution(chosen, res, ch)  # the trainer's resize, so both sides match
 
 
 def _preparation(cfg: dict) -> str:

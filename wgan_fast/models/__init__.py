@@ -12,16 +12,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data import TOY_DATASETS
 from ..errors import ConfigError
 from .dcgan import DCGANCritic, DCGANGenerator
 from .layers import CRITIC_NORMS, critic_norm
 from .mlp import MLPCritic, MLPGenerator
 from .resnet import ResNetCritic, ResNetGenerator
+from .sampling import sample_images
 
 PAIRS = {"mlp": (MLPGenerator, MLPCritic), "dcgan": (DCGANGenerator, DCGANCritic),
          "resnet": (ResNetGenerator, ResNetCritic)}
 KINDS = tuple(PAIRS)
-TOY_DATASETS = ("toy-8gaussians", "toy-moons", "toy-scurve")
 
 
 def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes: int = 0,
@@ -89,6 +90,6 @@ def has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-__all__ = ["KINDS", "PAIRS", "CRITIC_NORMS", "build", "check_config", "from_config", "critic_norm",
+__all__ = ["KINDS", "PAIRS", "CRITIC_NORMS", "build", "check_config", "from_config", "sample_images", "critic_norm",
            "has_batchnorm", "MLPGenerator", "MLPCritic", "DCGANGenerator", "DCGANCritic", "ResNetGenerator",
            "ResNetCritic"]

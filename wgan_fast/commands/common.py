@@ -1,41 +1,21 @@
-"""What the evaluation and generation commands (evaluate, sample, interpolate,
+"""What the evaluation and generation commands (evaluate, sample, latent-walk,
 export, adapt, anomaly) share: the run arguments, and expected failures
 reported as one line with their exit code (wgan_fast.errors) instead of a
 traceback."""
 from __future__ import annotations
 
-import argparse
 import os
+
 import torch
 
-from . import errors, run_folder
-from .errors import DataNotFound, UsageError
+from .. import cli, errors, run_folder
+from ..errors import DataNotFound, UsageError
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with a bad argument reported as one line (exit code 2) and
-    the exit codes listed under --help."""
-
-    def error(self, message):
-        self.exit(errors.UsageError.exit_code,
-                  f"{self.prog}: {errors.UsageError.kind}: {message} (see --help)\n")
-
-
-def new_parser(prog: str, doc: str) -> ArgumentParser:
-    """A parser for `python -m wgan_fast.<prog>` whose help is the module
-    docstring and the exit codes."""
-    return ArgumentParser(prog=f"python -m wgan_fast.{prog}", description=doc.strip(),
-                          epilog=errors.exit_codes_text(), formatter_class=_Formatter)
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
-
-
-def parser(prog: str, doc: str, generates: bool = True) -> ArgumentParser:
+def parser(prog: str, doc: str, generates: bool = True) -> cli.ArgumentParser:
     """An argument parser with --run, --ckpt, --device and, for commands that
     generate, --seed and --no-ema."""
-    p = new_parser(prog, doc)
+    p = cli.new_parser(prog, doc)
     p.add_argument("--run", required=True, help="run folder (runs/<name>)")
     p.add_argument("--ckpt", default=None, help="a checkpoint file (default: the run's newest readable one)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
@@ -47,7 +27,7 @@ def parser(prog: str, doc: str, generates: bool = True) -> ArgumentParser:
 
 def device_of(name: str) -> torch.device:
     """The device named by --device; DeviceError when it is not there."""
-    from .runtime import resolve_device  # noqa: PLC0415
+    from ..runtime import resolve_device  # noqa: PLC0415
 
     return resolve_device(name, "--device")
 
@@ -85,7 +65,7 @@ def main(prog: str, command, args) -> int:
 def domain_classifier(run: run_folder.Run, required: bool):
     """The committed classifier for the run's dataset; None (or the error, when
     `required`) where there is none."""
-    from .classifier import load_classifier  # noqa: PLC0415
+    from ..classifier import load_classifier  # noqa: PLC0415
 
     try:
         return load_classifier(run.cfg["dataset"], run.device)

@@ -1,6 +1,6 @@
 """Latent-space adaptation: sample from the latents that made good images.
 
-    python -m wgan_fast.adapt --run runs/x [--candidates 10000] [--keep 0.5] [--features classifier|inception]
+    wgan-fast adapt --run runs/x [--candidates 10000] [--keep 0.5] [--features classifier|inception]
 
 1. Draw candidate latents z ~ N(0, I) and generate from them.
 2. The domain classifier labels each image (a conditional run's candidate is
@@ -30,10 +30,11 @@ import sys
 
 import torch
 
-from . import classifier as clf
-from . import commands, data, metrics, run_folder
-from .errors import UsageError
-from .runlog import save_grid
+from .. import classifier as clf
+from .. import data, metrics, run_folder
+from ..errors import UsageError
+from ..runlog import save_grid
+from . import common
 
 
 def best_cosine(fake: torch.Tensor, real: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
@@ -92,14 +93,14 @@ def adapt(args) -> dict:
     for name in ("candidates", "n_eval", "n_real"):
         if getattr(args, name) < 10:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 10, got {getattr(args, name)}")
-    run = commands.open_run(args)
-    classifier = commands.domain_classifier(run, required=True)
+    run = common.open_run(args)
+    classifier = common.domain_classifier(run, required=True)
     cfg, ema = dict(run.cfg, data_dir=args.data_dir or run.cfg["data_dir"]), not args.no_ema
     measured = ("fid", "pr") + (("class-acc",) if run.num_classes else ())
     evaluator = metrics.Evaluator(cfg, run.device, metrics=measured, n_real=args.n_real, split="test",
                                   features=args.features)
     x_train, y_train = data.load_arrays(cfg)  # the training images, resized as the trainer resizes them
-    real_pixels = data._to_resolution(x_train, cfg["resolution"], cfg["channels"]).flatten(1) / 255  # noqa: SLF001
+    real_pixels = data.to_resolution(x_train, cfg["resolution"], cfg["channels"]).flatten(1) / 255
     y_train = torch.from_numpy(y_train)
     gen = torch.Generator().manual_seed(args.seed)
 
@@ -128,7 +129,7 @@ def adapt(args) -> dict:
                                      threshold=round(fits[k]["threshold"], 4)) for k in fitted})
     if run.num_classes:
         report["candidates_agreeing_with_label"] = float(valid.float().mean())
-    out = commands.out_dir(args.out_dir or os.path.join(run.run_dir, "generated", "adapt"))
+    out = common.out_dir(args.out_dir or os.path.join(run.run_dir, "generated", "adapt"))
     torch.save(dict(mu=mu, sigma=sigma, classes=torch.tensor(fitted), prior=prior, conditional=bool(run.num_classes)),
                os.path.join(out, "latents.pt"))
     save_grid(before[0][:64], os.path.join(out, "before.png"), nrow=8)
@@ -148,7 +149,7 @@ def adapt(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = commands.parser("adapt", __doc__)
+    p = common.parser("adapt", __doc__)
     p.add_argument("--candidates", type=int, default=10000, help="latents drawn and scored")
     p.add_argument("--keep", type=float, default=0.5, help="share of each class's candidates kept (top scores)")
     p.add_argument("--min-kept", type=int, default=10,
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="", help="the dataset's IDX files (default: the run's data_dir, "
                                                   "then the usual places)")
     p.add_argument("--out-dir", default="", help="default: RUN/generated/adapt")
-    return commands.main("adapt", adapt, p.parse_args(argv))
+    return common.main("adapt", adapt, p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Walk the latent space of a trained run: linear and spherical interpolation.
 
-    python -m wgan_fast.interpolate --run runs/x [--steps 10] [--rows 8] [--class k] [--out-dir DIR]
+    wgan-fast latent-walk --run runs/x [--steps 10] [--rows 8] [--class k] [--out-dir DIR]
 
 Writes lerp.png and slerp.png (one row per path from z0 to z1, --steps
 columns) and lerp.gif and slerp.gif (frame t shows every path at t, there and
@@ -15,9 +15,10 @@ import sys
 
 import torch
 
-from . import commands, run_folder
-from .errors import UsageError
-from .runlog import grid_image, save_gif, save_grid
+from .. import run_folder
+from ..errors import UsageError
+from ..runlog import grid_image, save_gif, save_grid
+from . import common
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -42,11 +43,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return wa * a.unsqueeze(-2) + wb * b.unsqueeze(-2)
 
 
-def interpolate(args) -> list[str]:
+def latent_walk(args) -> list[str]:
     if args.steps < 2:
         raise UsageError(f"--steps must be at least 2 (the two endpoints), got {args.steps}")
-    run = commands.open_run(args)
-    k = commands.class_arg(run, args.class_)
+    run = common.open_run(args)
+    k = common.class_arg(run, args.class_)
     rows = args.rows or 8
     labels = None
     if run.num_classes:
@@ -56,7 +57,7 @@ def interpolate(args) -> list[str]:
     gen = torch.Generator().manual_seed(args.seed)
     z0, z1 = torch.randn(2, rows, run.z_dim, generator=gen)
     t = torch.linspace(0, 1, args.steps)
-    out = commands.out_dir(args.out_dir or os.path.join(run.run_dir, "generated", "interpolate"))
+    out = common.out_dir(args.out_dir or os.path.join(run.run_dir, "generated", "latent_walk"))
     written = []
     for name, path_fn in (("lerp", lerp), ("slerp", slerp)):
         z = path_fn(z0, z1, t).reshape(rows * args.steps, run.z_dim)
@@ -72,13 +73,13 @@ def interpolate(args) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = commands.parser("interpolate", __doc__)
+    p = common.parser("latent-walk", __doc__)
     p.add_argument("--steps", type=int, default=10, help="points per path, endpoints included")
     p.add_argument("--rows", type=int, default=0, help="paths (default 8; conditional: one per class)")
     p.add_argument("--class", dest="class_", type=int, default=None, help="every path in class k (conditional)")
     p.add_argument("--frame-ms", type=int, default=120, help="GIF frame duration")
-    p.add_argument("--out-dir", default="", help="default: RUN/generated/interpolate")
-    return commands.main("interpolate", interpolate, p.parse_args(argv))
+    p.add_argument("--out-dir", default="", help="default: RUN/generated/latent_walk")
+    return common.main("latent-walk", latent_walk, p.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Export a synthetic dataset from a trained run (for augmentation).
 
-    python -m wgan_fast.export --run runs/x --n 10000 [--per-class] [--out DIR | --out file.npz]
+    wgan-fast export --run runs/x --n 10000 [--per-class] [--out DIR | --out file.npz]
 
 A PNG folder with one sub-folder per class (00, 01, ...: the layout
 `--dataset folder` trains on), or an .npz of uint8 `images` (N, H, W[, 3])
@@ -25,10 +25,11 @@ import tempfile
 import numpy as np
 import torch
 
-from . import classifier as clf
-from . import commands, run_folder
-from .errors import UsageError
-from .runlog import to_uint8
+from .. import classifier as clf
+from .. import run_folder
+from ..errors import UsageError
+from ..runlog import to_uint8
+from . import common
 
 
 def _quota(n: int, classes: int) -> int:
@@ -113,18 +114,18 @@ def _write_folder(path: str, images: torch.Tensor, labels, classes: int) -> None
 def export(args) -> str:
     if args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
-    run = commands.open_run(args)
+    run = common.open_run(args)
     npz = args.out.endswith(".npz")
     out = os.path.abspath(args.out or os.path.join(run.run_dir, "generated", "export"))
     if os.path.exists(out) and not args.overwrite:
         raise UsageError(f"{out} exists: pass --overwrite to replace it, or choose another --out")
-    classifier = commands.domain_classifier(run, required=False) if not args.no_classifier else None
+    classifier = common.domain_classifier(run, required=False) if not args.no_classifier else None
     images, labels, info = synthesize(run, args.n, args.per_class, classifier, args.seed, not args.no_ema)
     classes = run.num_classes or 10
     info.update(run=os.path.abspath(run.run_dir), ckpt=os.path.abspath(run.ckpt_path), step=run.step, n=args.n,
                 seed=args.seed, ema=not args.no_ema, per_class=args.per_class,
                 counts=(torch.bincount(labels, minlength=classes).tolist() if labels is not None else None))
-    parent = commands.out_dir(os.path.dirname(out))
+    parent = common.out_dir(os.path.dirname(out))
     if npz:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=parent)
         os.close(fd)
@@ -162,13 +163,13 @@ def export(args) -> str:
 
 
 def main(argv=None) -> int:
-    p = commands.parser("export", __doc__)
+    p = common.parser("export", __doc__)
     p.add_argument("--n", type=int, default=10000, help="number of images")
     p.add_argument("--per-class", action="store_true", help="exactly n / classes of every class")
     p.add_argument("--out", default="", help="a folder, or a file ending in .npz (default: RUN/generated/export)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--no-classifier", action="store_true", help="unconditional runs: no labels, a flat folder")
-    return commands.main("export", export, p.parse_args(argv))
+    return common.main("export", export, p.parse_args(argv))
 
 
 if __name__ == "__main__":

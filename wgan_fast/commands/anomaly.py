@@ -1,7 +1,7 @@
 """Rank images by a trained critic's score: the lowest look least like the
 training data.
 
-    python -m wgan_fast.anomaly --run runs/x --images DIR [--reference DIR] [--out scores.csv] [--top 20]
+    wgan-fast anomaly --run runs/x --images DIR [--reference DIR] [--out scores.csv] [--top 20]
 
 Images (any size; class sub-folders or flat) are read like the trainer reads
 an image folder: centre square crop, resized to the run's resolution and
@@ -20,8 +20,8 @@ import sys
 import numpy as np
 import torch
 
-from . import commands
-from .data import formats
+from ..data import formats
+from . import common
 
 
 def read_images(folder: str, run) -> tuple[torch.Tensor, list[str]]:
@@ -58,7 +58,7 @@ def roc_auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
 
 
 def anomaly(args) -> dict:
-    run = commands.open_run(args)
+    run = common.open_run(args)
     images, paths = read_images(args.images, run)
     scores = anomaly_scores(run, images)
     order = np.argsort(-scores, kind="stable")
@@ -84,12 +84,12 @@ def anomaly(args) -> dict:
 
 
 def main(argv=None) -> int:
-    p = commands.parser("anomaly", __doc__, generates=False)
+    p = common.parser("anomaly", __doc__, generates=False)
     p.add_argument("--images", required=True, help="folder of images to rank")
     p.add_argument("--reference", default="", help="folder of normal images: print the ROC-AUC against them")
     p.add_argument("--out", default="", help="CSV of every image's rank, path and score")
     p.add_argument("--top", type=int, default=20, help="print the N most anomalous")
-    return commands.main("anomaly", anomaly, p.parse_args(argv))
+    return common.main("anomaly", anomaly, p.parse_args(argv))
 
 
 if __name__ == "__main__":

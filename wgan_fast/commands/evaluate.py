@@ -1,7 +1,7 @@
 """Score a trained run: FID, KID, precision/recall (and IS, class accuracy)
 of its samples against real images of its dataset.
 
-    python -m wgan_fast.evaluate --run runs/x [--metrics fid,kid,pr,class-acc] [--n 10000]
+    wgan-fast evaluate --run runs/x [--metrics fid,kid,pr,class-acc] [--n 10000]
                                  [--split train|test] [--n-real N]
 
 Prints a table (every number beside its sample counts: FID is biased at
@@ -15,17 +15,18 @@ import sys
 import time
 import warnings
 
-from . import commands, run_folder
-from .errors import CheckpointError
-from .metrics import METRICS, Evaluator
-from .metrics.inception import DIM
+from .. import run_folder
+from ..errors import CheckpointError
+from ..metrics import METRICS, Evaluator
+from ..metrics.inception import DIM
+from . import common
 
 # The config keys that decide what a checkpoint's generator makes (and against which data it is judged).
 ARCH_KEYS = ("dataset", "model", "resolution", "channels", "z_dim", "g_base", "conditional", "num_classes")
 
 
 def parse_args(argv=None):
-    p = commands.parser("evaluate", __doc__)  # --run, --ckpt, --device, --seed (noise and labels), --no-ema
+    p = common.parser("evaluate", __doc__)  # --run, --ckpt, --device, --seed (noise and labels), --no-ema
     p.add_argument("--metrics", default="fid,kid,pr", help=f"comma-separated, of {', '.join(METRICS)}")
     p.add_argument("--n", type=int, default=None, help="generated samples (default: 10000 on CUDA, 2000 on CPU)")
     p.add_argument("--n-real", type=int, default=None, help="real reference images (default: --n)")
@@ -80,7 +81,7 @@ def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str
 
 
 def evaluate(args) -> dict:
-    run = commands.open_run(args)
+    run = common.open_run(args)
     device = run.device
     check_architecture(run)
     n = args.n or (10000 if device.type == "cuda" else 2000)
@@ -118,7 +119,7 @@ def evaluate(args) -> dict:
 
 
 def main(argv=None) -> int:
-    return commands.main("evaluate", evaluate, parse_args(argv))
+    return common.main("evaluate", evaluate, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The evaluation and generation commands (see `wgan-fast --help`); each module has `main(argv)`."""
