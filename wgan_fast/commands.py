@@ -10,6 +10,7 @@ import sys
 import torch
 
 from . import run_folder
+from .errors import WganFastError
 
 
 def parser(prog: str, doc: str, generates: bool = True) -> argparse.ArgumentParser:
@@ -60,6 +61,9 @@ def main(prog: str, command, args) -> int:
     """Run `command(args)`; bad input (missing files, wrong values) -> one line on stderr, exit code 2."""
     try:
         command(args)
+    except WganFastError as exc:  # (a missing extra: exit 5)
+        print(f"wgan_fast.{prog}: {exc.kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (FileNotFoundError, ValueError) as exc:
         print(f"wgan_fast.{prog}: error: {exc}", file=sys.stderr)
         return 2

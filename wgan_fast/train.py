@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint, config, models
+from .errors import MissingDependency
+from .requirements import check_config_requirements
 from .runlog import RunLog
 from .step import Metrics, Parts, critic_step, generator_step
 
@@ -381,9 +383,13 @@ def main(argv=None):
         if not overrides.get("preset") and not yaml_path and "dataset" not in overrides:
             overrides.setdefault("preset", "fashion-wgan-gp")
         cfg = config.resolve(overrides, yaml_path)
+        check_config_requirements(cfg)
     except config.ConfigError as exc:
         print(f"wgan_fast.train: invalid config: {exc}", file=sys.stderr)
         return 2
+    except MissingDependency as exc:  # (errors.run reports it so once main goes through it)
+        print(f"wgan_fast.train: {exc.kind}: {exc}", file=sys.stderr)
+        return exc.exit_code
     if cfg["device"] == "cpu" or (cfg["device"] == "auto" and not torch.cuda.is_available()):
         from .runtime import keep_freed_memory  # noqa: PLC0415
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import require
 from .formats import report_unreadable
 from .order import BatchOrder
 
@@ -68,6 +69,7 @@ class DALIStream(_FileStream):
 
     def __init__(self, paths, labels, resolution, channels, batch_size, device, seed=0, rank=0, world_size=1,
                  flip=False, crop="center", num_threads=2):
+        require("nvidia.dali", "dali", "the DALI loader (loader=dali)")
         import nvidia.dali.math as dmath  # noqa: PLC0415
         from nvidia.dali import fn, pipeline_def, types  # noqa: PLC0415
 
