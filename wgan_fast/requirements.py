@@ -5,6 +5,7 @@ missing part stops the run with one line naming the extra to install
 hours in. The extras are declared in pyproject.toml."""
 from __future__ import annotations
 
+from .data import FILE_DATASETS
 from .errors import require
 
 
@@ -12,7 +13,7 @@ def check_config_requirements(cfg: dict) -> None:
     """Raise MissingDependency for the first package or file `cfg` needs and lacks."""
     if cfg.get("tensorboard"):
         require("torch.utils.tensorboard", "core", "tensorboard=true (events in <run>/tb)")
-    if cfg.get("loader") == "dali":
+    if cfg.get("loader") == "dali" and cfg.get("dataset") in FILE_DATASETS:  # (array datasets refuse it anyway)
         require("nvidia.dali", "dali", "loader=dali (the NVIDIA DALI image loader)")
     if cfg.get("eval_every", 0) > 0 and cfg.get("eval_features") == "inception":
         from .metrics import inception  # noqa: PLC0415
