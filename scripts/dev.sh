@@ -8,8 +8,9 @@
 #   bash scripts/dev.sh bench [args]   set-up, then the benchmarks (timed)
 #   bash scripts/dev.sh train [args]   set-up, then python -m wgan_fast.train
 #
-# Set-up is incremental: torch is installed once, the extension is rebuilt
-# only when csrc/, setup.py or the torch version change.
+# Set-up is incremental: the Python packages (torch and pyproject.toml's
+# lists) are installed again only when those lists change, the extension is
+# rebuilt only when csrc/, setup.py, pyproject.toml or the torch version change.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -21,10 +22,12 @@ log() { printf '[wgan_fast] %s\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
+APT_UPDATED=0
 apt_install() {
   command -v apt-get >/dev/null || return 1
   log "installing system packages: $*"
-  as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  if [ "$APT_UPDATED" = 0 ]; then as_root apt-get update -qq >/dev/null || return 1; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 find_python() {
@@ -59,16 +62,20 @@ torch_spec() {
   else echo "torch torchvision"; fi
 }
 
+# pyproject.toml is the one list: the build requirements, the package's
+# dependencies and its dev extra (test, eval, dali, study, ninja), installed
+# without building wgan_fast itself (ensure_build does that, incrementally).
 ensure_packages() {
-  local want have
-  want="$(torch_spec) | $(cat requirements-dev.txt requirements-nodeps.txt | sha256sum | cut -c1-16)"
+  local want have listed reqs
+  listed=$("$PY" scripts/pyproject_requirements.py build core dev)
+  mapfile -t reqs <<< "$listed"
+  want="$(torch_spec) | $(printf '%s\n' "${reqs[@]}" | sha256sum | cut -c1-16)"
   have=$(cat "$VENV/.wgan_fast_packages" 2>/dev/null || true)
   if [ "$want" != "$have" ]; then
-    log "installing Python packages ($(torch_spec)) into $VENV"
+    log "installing Python packages ($(torch_spec), pyproject.toml's build, core and dev lists) into $VENV"
     "$PY" -m pip install -q --upgrade pip
     # shellcheck disable=SC2046
-    "$PY" -m pip install -q $(torch_spec) -r requirements-dev.txt
-    "$PY" -m pip install -q --no-deps -r requirements-nodeps.txt
+    "$PY" -m pip install -q $(torch_spec) "${reqs[@]}"
     echo "$want" > "$VENV/.wgan_fast_packages"
   fi
 }
@@ -106,15 +113,19 @@ ensure_build() {
   "$PY" -c 'import wgan_fast, wgan_fast._C as C; print("[wgan_fast] native build:", C.build_info())' >&2
 }
 
-# The default dataset, where this machine can install it (best effort: the
-# trainer also looks in --data-dir and $WGAN_FAST_DATA, and says what to do).
-ensure_fashion_mnist() {
-  [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && return 0
-  [ -n "${WGAN_FAST_DATA:-}" ] && return 0
-  apt_install dataset-fashion-mnist 2>/dev/null || log "could not install dataset-fashion-mnist (not Debian/Ubuntu, or no root)"
+# Best effort, where this machine can install them: the default dataset (the
+# trainer also looks in --data-dir and $WGAN_FAST_DATA, and says what to do)
+# and PostgreSQL for the study tests.
+ensure_optional_system() {
+  if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z "${WGAN_FAST_DATA:-}" ]; then
+    apt_install dataset-fashion-mnist 2>/dev/null || log "could not install dataset-fashion-mnist (not Debian/Ubuntu, or no root)"
+  fi
+  if ! command -v pg_ctl >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null; then
+    apt_install postgresql 2>/dev/null || log "could not install postgresql (not Debian/Ubuntu, or no root)"
+  fi
 }
 
-setup() { ensure_system; ensure_packages; ensure_build; ensure_fashion_mnist; }
+setup() { ensure_system; ensure_packages; ensure_build; ensure_optional_system; }
 
 cmd=${1:-test}
 shift || true

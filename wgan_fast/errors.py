@@ -85,15 +85,26 @@ def exit_codes_text() -> str:
     return "exit codes:\n" + "\n".join(f"  {code:<3d} {what}" for code, what in EXIT_CODES.items())
 
 
+# pip's names of core dependencies whose modules are named otherwise
+_PIP_NAMES = {"yaml": "pyyaml", "PIL": "pillow", "torch.utils.tensorboard": "tensorboard"}
+
+
 def require(module: str, extra: str, what: str):
-    """Import an optional dependency or raise MissingDependency naming the extra."""
+    """Import a dependency or raise MissingDependency saying what to install:
+    the extra of pyproject.toml that declares it, or for extra="core" (a
+    dependency of wgan_fast itself, so an incomplete environment) the package."""
     import importlib  # noqa: PLC0415
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependency(f"{what} needs the Python package {module.split('.')[0]!r} ({exc}); "
-                                f"install it with: pip install 'wgan_fast[{extra}]'") from None
+        if extra == "core":
+            package = next((p for m, p in _PIP_NAMES.items() if module == m or module.startswith(m + ".")),
+                           module.split(".")[0])
+            fix = f"it is a dependency of wgan_fast itself, missing from this environment: pip install {package}"
+        else:
+            fix = f"install it with: pip install 'wgan_fast[{extra}]'"
+        raise MissingDependency(f"{what} needs {module}, which cannot be imported ({exc}); {fix}") from None
 
 
 def _one_line(text: str) -> str:

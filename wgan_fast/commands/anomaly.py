@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..data import formats
+from ..errors import require
 from . import common
 
 
@@ -49,15 +50,19 @@ def anomaly_scores(run, images: torch.Tensor, batch_size: int = 500) -> np.ndarr
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
+def _sklearn_metrics():
+    return require("sklearn.metrics", "eval", "the ROC-AUC of anomaly --reference")
+
+
 def roc_auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     """P(an anomalous image scores above a normal one), ties counting half."""
-    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
     y = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
-    return float(roc_auc_score(y, np.r_[normal, anomalous]))
+    return float(_sklearn_metrics().roc_auc_score(y, np.r_[normal, anomalous]))
 
 
 def anomaly(args) -> dict:
+    if args.reference:
+        _sklearn_metrics()  # before scoring anything
     run = common.open_run(args)
     images, paths = read_images(args.images, run)
     scores = anomaly_scores(run, images)

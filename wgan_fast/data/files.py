@@ -20,6 +20,7 @@ import re
 import numpy as np
 import torch
 
+from ..errors import require
 from .order import BatchOrder
 from .unreadable import UnreadableFiles, on_corrupt_error, report_unreadable, scan_problem, why
 
@@ -99,6 +100,7 @@ class DALIStream(_FileStream):
 
     def __init__(self, paths, labels, resolution, channels, batch_size, device, seed=0, rank=0, world_size=1,
                  flip=False, crop="center", num_threads=2, unreadable=None):
+        require("nvidia.dali", "dali", "the DALI loader (loader=dali)")
         import nvidia.dali.math as dmath  # noqa: PLC0415
         from nvidia.dali import fn, pipeline_def, types  # noqa: PLC0415
 

