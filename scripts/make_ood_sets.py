@@ -1,4 +1,4 @@
-"""Image folders for measuring `python -m wgan_fast.anomaly` (docs/generation.md).
+"""Image folders for measuring `wgan-fast anomaly` (docs/generation.md).
 
     python scripts/make_ood_sets.py OUT_DIR [--data-dir DIR]
 
