@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "harness.h"
 #include "gp_math.h"
-#include "gp_ops.h"
+#include "harness.h"
+#include "ops.h"
 
 namespace {
 
-const wgan_fast::RowKernels& K() { return wgan_fast::cpu_kernels(); }
+const wgan_fast::Kernels& K() { return wgan_fast::cpu_kernels(); }
 
 using harness::expect;
 using harness::expect_close;
