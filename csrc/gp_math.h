@@ -63,15 +63,12 @@ WF_HOST_DEVICE T penalty_dnorm(T norm, T center, bool one_sided) {
   return T(2) * penalty_excess(norm, center, one_sided);
 }
 
-// phi''(n): 2, or 2 * [n > c] when one-sided.
-template <typename T>
-WF_HOST_DEVICE T penalty_d2norm(T norm, T center, bool one_sided) {
-  return (one_sided && norm <= center) ? T(0) : T(2);
-}
-
 // Backward of (penalty_b, norm_b) with respect to the row g_b:
 //   dL/dg_b = g_b * (gp_b * phi'(n_b) + gn_b) / n_b.
 // A norm of exactly zero (only possible with eps = 0) gets the subgradient 0.
+// The backward of this backward (wgan_fast/ops/grad_penalty.py) takes k and
+// its derivatives in gp and gn from this function through the op, and adds
+// only phi''(n), the one derivative no kernel needs.
 template <typename T>
 WF_HOST_DEVICE T penalty_row_scale(T grad_penalty, T grad_norm, T norm, T center,
                           bool one_sided) {

@@ -7,6 +7,7 @@ from torch.testing import assert_close
 
 from helpers import LAYOUTS, make_layout
 from wgan_fast import ops
+from wgan_fast.ops.grad_penalty import _penalty_d2norm
 
 SHAPES = [(1, 3, 8, 8), (5, 1, 28, 28), (3, 3, 7, 5), (7, 2, 3), (4, 5), (6,), (17, 3, 4, 4), (3, 0)]
 VARIANTS = [dict(center=1.0, one_sided=False), dict(center=1.0, one_sided=True), dict(center=0.0, one_sided=False)]
@@ -109,6 +110,28 @@ def test_gradcheck_gradgradcheck_float64(device, native, variant):
     fn = lambda x: ops.grad_penalty_with_norm(x, impl="native", **variant)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (g,))
     assert torch.autograd.gradgradcheck(fn, (g,))
+
+
+@pytest.mark.parametrize("impl", ["native", "reference"])
+def test_second_derivative_matches_finite_differences(device, impl, request):
+    # phi'' is written once, in the Python double backward (_penalty_d2norm);
+    # phi' comes from the kernel (native) or from autograd of the spec. With
+    # eps = 0 and a one-element row g = [n], norm = n and d penalty / d g = phi'(n).
+    if impl == "native":
+        request.getfixturevalue("native")
+
+    def dphi(n, center, one_sided):
+        g = torch.tensor([[n]], dtype=torch.float64, device=device, requires_grad=True)
+        p = ops.grad_penalty(g, center=center, one_sided=one_sided, eps=0.0, impl=impl)
+        return torch.autograd.grad(p.sum(), g)[0].item()
+
+    h = 1e-6
+    for center in (0.0, 1.0):
+        for one_sided in (False, True):
+            for n in (0.3, 0.9, 1.7, 4.0):
+                fd2 = (dphi(n + h, center, one_sided) - dphi(n - h, center, one_sided)) / (2 * h)
+                d2 = _penalty_d2norm(torch.tensor([n], dtype=torch.float64), center, one_sided).item()
+                assert abs(fd2 - d2) < 1e-5, (center, one_sided, n, fd2, d2)
 
 
 def test_third_order_matches_reference(device, native):
