@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from helpers import LAYOUTS, make_layout
+from helpers import DEVICES, LAYOUTS, make_layout
 from wgan_fast import ops
 from wgan_fast.ops.grad_penalty import _penalty_d2norm
 
 SHAPES = [(1, 3, 8, 8), (5, 1, 28, 28), (3, 3, 7, 5), (7, 2, 3), (4, 5), (6,), (17, 3, 4, 4), (3, 0)]
+CUDA_ONLY = [d for d in DEVICES if d != "cpu"]  # the `device` param of CUDA, skipped without a GPU
 VARIANTS = [dict(center=1.0, one_sided=False), dict(center=1.0, one_sided=True), dict(center=0.0, one_sided=False)]
 
 
@@ -160,9 +161,9 @@ def _bad(device):
 
 
 @pytest.mark.parametrize("impl", ["native", "reference"])
-def test_bad_input_names_the_argument(device, impl):
-    if impl == "native" and not ops.native_available(device):
-        pytest.skip(ops.why_unavailable(device))
+def test_bad_input_names_the_argument(device, impl, request):
+    if impl == "native":
+        request.getfixturevalue("native")
     for kwargs, message in _bad(device):
         grad = kwargs.pop("grad")
         with pytest.raises(ValueError, match=message):
@@ -179,12 +180,10 @@ def test_bad_input_native_op_direct(device, native):
         torch.ops.wgan_fast.grad_penalty_backward(torch.ones(3, device=device), None, g, torch.ones(4, device=device), 1.0, False)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: graph-capture test skipped")
-def test_cuda_graph_capture_and_replay():
+@pytest.mark.parametrize("device", CUDA_ONLY, indirect=True)
+def test_cuda_graph_capture_and_replay(device, native):
     # The kernels must not synchronise or allocate outside the caching
     # allocator: capture interpolate + penalty + backward, replay on new data.
-    if not ops.native_available("cuda"):
-        pytest.skip(ops.why_unavailable("cuda"))
     B, shape = 8, (3, 16, 16)
     real, fake = torch.randn((B,) + shape, device="cuda"), torch.randn((B,) + shape, device="cuda")
     alpha = torch.rand(B, device="cuda")
