@@ -3,28 +3,12 @@
 // (csrc/cuda) so the CPU tests exercise the formulas the GPU runs.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__) || defined(__HIPCC__)
-#define WF_LHD __host__ __device__ __forceinline__
-#else
-#define WF_LHD inline
-#endif
-
-// CPU loops of the Lipschitz kernels are compiled twice (AVX2+FMA and
-// baseline x86-64) and picked at load time by the CPU's capabilities (GCC
-// function multi-versioning), as ATen's own CPU kernels are; the build flags
-// stay baseline so the extension runs on any x86-64.
-#if !defined(__CUDACC__) && defined(__GNUC__) && !defined(__clang__) && \
-    defined(__x86_64__) && defined(__linux__)
-#define WF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define WF_CPU_CLONES
-#endif
+#include "kernel_common.h"
 
 namespace wgan_fast {
-namespace lipschitz {
+namespace math {
 
 // torch.clamp(x, lo, hi) semantics: NaN propagates (both comparisons are
 // false for NaN, so x itself is returned), lo wins over hi if lo > hi (never
@@ -37,18 +21,15 @@ namespace lipschitz {
 // the compiler emits two vector instructions per vector instead of compares
 // and blends: lo > x ? lo : x is x for NaN, hi < t ? hi : t is t for NaN.
 template <typename T>
-WF_LHD T clamp(T x, T lo, T hi) {
+WF_HOST_DEVICE T clamp(T x, T lo, T hi) {
   const T t = lo > x ? lo : x;
   return hi < t ? hi : t;
 }
 
-WF_LHD float lsqrt(float x) { return sqrtf(x); }
-WF_LHD double lsqrt(double x) { return sqrt(x); }
-
 // F.normalize's denominator: max(||x||, eps).
 template <typename T>
-WF_LHD T normalize_denominator(T sum_of_squares, T eps) {
-  const T n = lsqrt(sum_of_squares);
+WF_HOST_DEVICE T normalize_denominator(T sum_of_squares, T eps) {
+  const T n = opmath_sqrt(sum_of_squares);
   return n > eps ? n : eps;
 }
 
@@ -67,5 +48,5 @@ inline int64_t power_iteration_row_blocks(int64_t H, int64_t W) {
   return blocks < 1 ? 1 : blocks;  // >= 1 even for H = 0 (then v becomes 0)
 }
 
-}  // namespace lipschitz
+}  // namespace math
 }  // namespace wgan_fast

@@ -2,8 +2,10 @@
 import pytest
 import torch
 
+from helpers import DEVICES
 from wgan_fast import ops
 
+CUDA_ONLY = [d for d in DEVICES if d != "cpu"]  # the `device` param of CUDA, skipped without a GPU
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 # sizes around the 16384-element chunk and the 16-byte vector width
 SIZES = [(1,), (7,), (16384,), (16385,), (3, 5, 7), (64, 3, 4, 4), (2, 16383), (0,), (1, 1)]
@@ -100,11 +102,8 @@ def test_opcheck(device, native):
     torch.library.opcheck(torch.ops.wgan_fast.clip_.default, (tensors, 0.5))
 
 
-def test_cuda_graph_capture():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device on this machine: CUDA graph capture not tested")
-    if not ops.native_available("cuda"):
-        pytest.skip(f"native CUDA kernels unavailable: {ops.why_unavailable('cuda')}")
+@pytest.mark.parametrize("device", CUDA_ONLY, indirect=True)
+def test_cuda_graph_capture(device, native):
     tensors = [torch.randn(1000, device="cuda"), torch.randn(70000, device="cuda").half()]
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -127,13 +126,17 @@ def test_cuda_graph_capture():
 
 @pytest.mark.parametrize("impl", ["native", "reference"])
 @pytest.mark.parametrize("bound", [0.0, -1.0, float("nan"), float("inf"), True, "0.1"])
-def test_bad_bound(device, native, impl, bound):
+def test_bad_bound(device, request, impl, bound):
+    if impl == "native":
+        request.getfixturevalue("native")
     with pytest.raises(ValueError, match="bound must be a finite number > 0"):
         ops.clip_([torch.zeros(3, device=device)], bound, impl=impl)
 
 
 @pytest.mark.parametrize("impl", ["native", "reference"])
-def test_bad_lists(device, native, impl):
+def test_bad_lists(device, request, impl):
+    if impl == "native":
+        request.getfixturevalue("native")
     with pytest.raises(ValueError, match="non-empty list"):
         ops.clip_([], 0.1, impl=impl)
     with pytest.raises(ValueError, match="single Tensor"):
@@ -161,9 +164,9 @@ def test_strided_view_refused_with_its_index(device, native):
     assert torch.equal(t[:, 1::2], before[:, 1::2])
 
 
-def test_cpp_checks_bad_bound_and_dtype():
+def test_cpp_checks_bad_bound_and_dtype(device, native):
     with pytest.raises(ValueError, match="bound must be a finite number > 0"):
-        torch.ops.wgan_fast.clip_([torch.zeros(3)], -1.0)
+        torch.ops.wgan_fast.clip_([torch.zeros(3, device=device)], -1.0)
     with pytest.raises(ValueError, match=r"tensors\[0\] must be a floating-point"):
-        torch.ops.wgan_fast.clip_([torch.zeros(3, dtype=torch.int32)], 1.0)
+        torch.ops.wgan_fast.clip_([torch.zeros(3, dtype=torch.int32, device=device)], 1.0)
     # (an empty list has no device to dispatch on: the Python wrapper refuses it)

@@ -5,10 +5,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from helpers import LAYOUTS, make_layout
+from helpers import DEVICES, LAYOUTS, make_layout
 from wgan_fast import ops
+from wgan_fast.ops.grad_penalty import _penalty_d2norm
 
 SHAPES = [(1, 3, 8, 8), (5, 1, 28, 28), (3, 3, 7, 5), (7, 2, 3), (4, 5), (6,), (17, 3, 4, 4), (3, 0)]
+CUDA_ONLY = [d for d in DEVICES if d != "cpu"]  # the `device` param of CUDA, skipped without a GPU
 VARIANTS = [dict(center=1.0, one_sided=False), dict(center=1.0, one_sided=True), dict(center=0.0, one_sided=False)]
 
 
@@ -111,6 +113,28 @@ def test_gradcheck_gradgradcheck_float64(device, native, variant):
     assert torch.autograd.gradgradcheck(fn, (g,))
 
 
+@pytest.mark.parametrize("impl", ["native", "reference"])
+def test_second_derivative_matches_finite_differences(device, impl, request):
+    # phi'' is written once, in the Python double backward (_penalty_d2norm);
+    # phi' comes from the kernel (native) or from autograd of the spec. With
+    # eps = 0 and a one-element row g = [n], norm = n and d penalty / d g = phi'(n).
+    if impl == "native":
+        request.getfixturevalue("native")
+
+    def dphi(n, center, one_sided):
+        g = torch.tensor([[n]], dtype=torch.float64, device=device, requires_grad=True)
+        p = ops.grad_penalty(g, center=center, one_sided=one_sided, eps=0.0, impl=impl)
+        return torch.autograd.grad(p.sum(), g)[0].item()
+
+    h = 1e-6
+    for center in (0.0, 1.0):
+        for one_sided in (False, True):
+            for n in (0.3, 0.9, 1.7, 4.0):
+                fd2 = (dphi(n + h, center, one_sided) - dphi(n - h, center, one_sided)) / (2 * h)
+                d2 = _penalty_d2norm(torch.tensor([n], dtype=torch.float64), center, one_sided).item()
+                assert abs(fd2 - d2) < 1e-5, (center, one_sided, n, fd2, d2)
+
+
 def test_third_order_matches_reference(device, native):
     # The backward's backward is built from differentiable pieces: any order works.
     g = torch.randn(3, 2, 5, dtype=torch.float64, device=device, requires_grad=True)
@@ -137,9 +161,9 @@ def _bad(device):
 
 
 @pytest.mark.parametrize("impl", ["native", "reference"])
-def test_bad_input_names_the_argument(device, impl):
-    if impl == "native" and not ops.native_available(device):
-        pytest.skip(ops.why_unavailable(device))
+def test_bad_input_names_the_argument(device, impl, request):
+    if impl == "native":
+        request.getfixturevalue("native")
     for kwargs, message in _bad(device):
         grad = kwargs.pop("grad")
         with pytest.raises(ValueError, match=message):
@@ -156,12 +180,10 @@ def test_bad_input_native_op_direct(device, native):
         torch.ops.wgan_fast.grad_penalty_backward(torch.ones(3, device=device), None, g, torch.ones(4, device=device), 1.0, False)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: graph-capture test skipped")
-def test_cuda_graph_capture_and_replay():
+@pytest.mark.parametrize("device", CUDA_ONLY, indirect=True)
+def test_cuda_graph_capture_and_replay(device, native):
     # The kernels must not synchronise or allocate outside the caching
     # allocator: capture interpolate + penalty + backward, replay on new data.
-    if not ops.native_available("cuda"):
-        pytest.skip(ops.why_unavailable("cuda"))
     B, shape = 8, (3, 16, 16)
     real, fake = torch.randn((B,) + shape, device="cuda"), torch.randn((B,) + shape, device="cuda")
     alpha = torch.rand(B, device="cuda")

@@ -131,9 +131,9 @@ def _bad_inputs(device):
 
 
 @pytest.mark.parametrize("impl", ["native", "reference"])
-def test_bad_input_names_the_argument(device, impl):
-    if impl == "native" and not ops.native_available(device):
-        pytest.skip(ops.why_unavailable(device))
+def test_bad_input_names_the_argument(device, impl, request):
+    if impl == "native":
+        request.getfixturevalue("native")
     for args, message in _bad_inputs(device):
         with pytest.raises(ValueError, match=message):
             ops.interpolate(*args, impl=impl)

@@ -254,12 +254,12 @@ def test_bad_input():
         SN(torch.zeros(3, 3))
 
 
-def test_cpp_checks_power_iteration_args():
-    w, u, v = torch.randn(1, 4, 3), torch.randn(4), torch.randn(3)
+def test_cpp_checks_power_iteration_args(device, native):
+    w, u, v = torch.randn(1, 4, 3, device=device), torch.randn(4, device=device), torch.randn(3, device=device)
     with pytest.raises(ValueError, match="n_power_iterations must be >= 1"):
         torch.ops.wgan_fast.spectral_norm_power_iteration_([w], [u], [v], 0, 1e-12)
     with pytest.raises(ValueError, match=r"us\[0\] must be a contiguous vector of 4"):
-        torch.ops.wgan_fast.spectral_norm_power_iteration_([w], [torch.randn(3)], [v], 1, 1e-12)
+        torch.ops.wgan_fast.spectral_norm_power_iteration_([w], [torch.randn(3, device=device)], [v], 1, 1e-12)
     with pytest.raises(ValueError, match=r"weights\[0\] must be a contiguous \(A, H, B\)"):
         torch.ops.wgan_fast.spectral_norm_power_iteration_([w[0]], [u], [v], 1, 1e-12)
     with pytest.raises(ValueError, match="same length"):

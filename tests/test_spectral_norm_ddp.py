@@ -10,7 +10,6 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import wgan_fast
-from wgan_fast import ops
 
 
 def _worker(rank, world, init_file, out_dir):
@@ -37,11 +36,10 @@ def _worker(rank, world, init_file, out_dir):
     dist.destroy_process_group()
 
 
-def test_ranks_keep_identical_u_v(tmp_path):
+@pytest.mark.parametrize("device", ["cpu"], indirect=True)
+def test_ranks_keep_identical_u_v(tmp_path, device, native):
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
-    if not ops.native_available("cpu"):
-        pytest.skip(f"native kernels unavailable: {ops.why_unavailable('cpu')}")
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     s0, s1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert set(s0) == set(s1) and len(s0) == 9  # 3 layers x (original, _u, _v)

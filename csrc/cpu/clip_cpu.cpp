@@ -2,21 +2,19 @@
 // (tensor, chunk) work items so that many small tensors and a few big ones
 // spread evenly over the threads, with no per-tensor dispatch.
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "../lipschitz_math.h"
-#include "../lipschitz_ops.h"
+#include "lipschitz_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
 
-using lipschitz::kClipChunk;
+using math::kClipChunk;
 
 // Loop bodies live outside the dispatch macros so that the pragmas apply.
 template <typename scalar_t>
@@ -29,7 +27,7 @@ __attribute__((always_inline)) inline void clamp_body(scalar_t* __restrict__ p,
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
     p[j] = static_cast<scalar_t>(
-        lipschitz::clamp<opmath_t>(static_cast<opmath_t>(p[j]), lo, hi));
+        math::clamp<opmath_t>(static_cast<opmath_t>(p[j]), lo, hi));
   }
 }
 
@@ -59,8 +57,7 @@ void clamp_item(const Item& it, double bound) {
 
 }  // namespace
 
-void clip_cpu(at::TensorList tensors, double bound) {
-  check_clip_args(tensors, bound);
+void cpu::clip(at::TensorList tensors, double bound) {
   std::vector<Item> items;
   int64_t total = 0;
   for (const at::Tensor& t : tensors) total += t.numel();
@@ -82,11 +79,5 @@ void clip_cpu(at::TensorList tensors, double bound) {
     for (int64_t i = b; i < e; ++i) clamp_item(items[i], bound);
   });
 }
-
-namespace {
-void clip_cpu_op(at::TensorList tensors, double bound) { clip_cpu(tensors, bound); }
-}  // namespace
-
-TORCH_LIBRARY_IMPL(wgan_fast, CPU, m) { m.impl("clip_", &clip_cpu_op); }
 
 }  // namespace wgan_fast

@@ -1,19 +1,17 @@
 // CPU row kernels of the fused interpolate and gradient-penalty ops (the
-// drivers in gp_common.cpp handle checks, layouts and allocation).
+// drivers in op_drivers.cpp handle checks, layouts and allocation).
 //
 // Work is split with at::parallel_for; inner loops are plain loops over the
 // shared math of gp_math.h, in templated helpers outside the dispatch macros
 // so that `omp simd` applies, and the compiler vectorises them (-O3).
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 
-#include "../gp_math.h"
-#include "../gp_ops.h"
+#include "gp_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
@@ -209,47 +207,38 @@ void grad_penalty_backward_typed(const at::Tensor& gp_t, const at::Tensor& gn_t,
                      });
 }
 
-#define WF_DISPATCH(TYPE, NAME, ...) \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
+}  // namespace
 
-// ---- untyped entry points (RowKernels) -----------------------------------------
+// ---- the kernels of the CPU table (register_cpu.cpp) -----------------------------
 
-void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
+void cpu::interpolate(const at::Tensor& real, const at::Tensor& fake,
                       const at::Tensor& alpha, at::Tensor& out) {
-  WF_DISPATCH(real.scalar_type(), "interpolate_cpu",
-              [&] { interpolate_typed<scalar_t>(real, fake, alpha, out); });
+  WF_DISPATCH_FLOATING_TYPES(real.scalar_type(), "interpolate_cpu", [&] {
+    interpolate_typed<scalar_t>(real, fake, alpha, out);
+  });
 }
 
-void interpolate_backward_rows(const at::Tensor& grad, const at::Tensor& real,
+void cpu::interpolate_backward(const at::Tensor& grad, const at::Tensor& real,
                                const at::Tensor& fake, const at::Tensor& alpha,
                                at::Tensor& gr, at::Tensor& gf, at::Tensor& ga) {
-  WF_DISPATCH(grad.scalar_type(), "interpolate_backward_cpu", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "interpolate_backward_cpu", [&] {
     interpolate_backward_masked<scalar_t>(grad, real, fake, alpha, gr, gf, ga);
   });
 }
 
-void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
+void cpu::grad_penalty(const at::Tensor& grad, double center, bool one_sided,
                        double eps, at::Tensor& penalty, at::Tensor& norm) {
-  WF_DISPATCH(grad.scalar_type(), "grad_penalty_cpu", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "grad_penalty_cpu", [&] {
     grad_penalty_typed<scalar_t>(grad, center, one_sided, eps, penalty, norm);
   });
 }
 
-void grad_penalty_backward_rows(const at::Tensor& gp, const at::Tensor& gn,
+void cpu::grad_penalty_backward(const at::Tensor& gp, const at::Tensor& gn,
                                 const at::Tensor& grad, const at::Tensor& norm,
                                 double center, bool one_sided, at::Tensor& grad_in) {
-  WF_DISPATCH(grad.scalar_type(), "grad_penalty_backward_cpu", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "grad_penalty_backward_cpu", [&] {
     grad_penalty_backward_typed<scalar_t>(gp, gn, grad, norm, center, one_sided, grad_in);
   });
 }
-
-const RowKernels kCpu{interpolate_rows, interpolate_backward_rows,
-                      grad_penalty_rows, grad_penalty_backward_rows};
-
-}  // namespace
-
-const RowKernels& cpu_kernels() { return kCpu; }
-
-TORCH_LIBRARY_IMPL(wgan_fast, CPU, m) { register_gp_ops<kCpu>(m); }
 
 }  // namespace wgan_fast

@@ -8,17 +8,15 @@
 // partial t are summed in block order: the result is bit-identical for any
 // number of threads (the DDP guarantee of wgan_fast.nn.spectral_norm).
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <type_traits>
 #include <vector>
 
-#include "../lipschitz_math.h"
-#include "../lipschitz_ops.h"
+#include "lipschitz_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
@@ -105,7 +103,7 @@ double power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
   scalar_t* u = u_t.mutable_data_ptr<scalar_t>();
   scalar_t* v = v_t.mutable_data_ptr<scalar_t>();
   const opmath_t eps = static_cast<opmath_t>(eps_d);
-  const int64_t blocks = lipschitz::power_iteration_row_blocks(H, C);
+  const int64_t blocks = math::power_iteration_row_blocks(H, C);
   std::vector<opmath_t> vf(C), s(H), t(static_cast<size_t>(blocks) * C);
   opmath_t sigma = 0;
 
@@ -139,7 +137,7 @@ double power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
     });
     opmath_t ss = 0;
     for (int64_t h = 0; h < H; ++h) ss += s[h] * s[h];
-    const opmath_t nu = lipschitz::normalize_denominator(ss, eps);
+    const opmath_t nu = math::normalize_denominator(ss, eps);
     for (int64_t h = 0; h < H; ++h) u[h] = static_cast<scalar_t>(s[h] / nu);
     // W^T u = (sum_k t_k) / nu, summed in block order.
     opmath_t* t0 = t.data();
@@ -153,7 +151,7 @@ double power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
       t0[j] /= nu;
       tt += t0[j] * t0[j];
     }
-    const opmath_t nv = lipschitz::normalize_denominator(tt, eps);
+    const opmath_t nv = math::normalize_denominator(tt, eps);
     // sigma = u^T W v = (W^T u) . v, with v as stored
     sigma = 0;
     for (int64_t j = 0; j < C; ++j) {
@@ -166,31 +164,15 @@ double power_iteration_one(const at::Tensor& weight, const at::Tensor& u_t,
 
 }  // namespace
 
-at::Tensor power_iteration_cpu(at::TensorList weights, at::TensorList us,
-                               at::TensorList vs, int64_t n_iter, double eps) {
-  check_power_iteration_args(weights, us, vs, n_iter, eps);
-  const int64_t L = static_cast<int64_t>(weights.size());
-  at::Tensor sigmas = at::empty({L}, at::TensorOptions().dtype(at::kDouble));
+void cpu::power_iteration(at::TensorList weights, at::TensorList us,
+                          at::TensorList vs, int64_t n_iter, double eps,
+                          at::Tensor& sigmas) {
   double* out = sigmas.mutable_data_ptr<double>();
-  for (int64_t i = 0; i < L; ++i) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kHalf, at::kBFloat16, weights[i].scalar_type(),
-        "spectral_norm_power_iteration_cpu", [&] {
-          out[i] = power_iteration_one<scalar_t>(weights[i], us[i], vs[i], n_iter, eps);
-        });
+  for (size_t i = 0; i < weights.size(); ++i) {
+    WF_DISPATCH_FLOATING_TYPES(weights[i].scalar_type(), "spectral_norm_power_iteration_cpu", [&] {
+      out[i] = power_iteration_one<scalar_t>(weights[i], us[i], vs[i], n_iter, eps);
+    });
   }
-  return sigmas;
-}
-
-namespace {
-at::Tensor power_iteration_cpu_op(at::TensorList weights, at::TensorList us,
-                                  at::TensorList vs, int64_t n_iter, double eps) {
-  return power_iteration_cpu(weights, us, vs, n_iter, eps);
-}
-}  // namespace
-
-TORCH_LIBRARY_IMPL(wgan_fast, CPU, m) {
-  m.impl("spectral_norm_power_iteration_", &power_iteration_cpu_op);
 }
 
 }  // namespace wgan_fast

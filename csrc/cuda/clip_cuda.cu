@@ -11,32 +11,32 @@
 // grouping. Loads and stores are 16 bytes wide for 16-byte-aligned tensors.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAException.h>
-#include <torch/library.h>
 
 #include <cstdint>
 
-#include "../lipschitz_math.h"
-#include "../lipschitz_ops.h"
 #include "cuda_utils.cuh"
+#include "lipschitz_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
 
 using cuda::Pack;
-using lipschitz::kClipChunk;
+using math::kClipChunk;
 
 constexpr int kMaxTensors = 110;
 constexpr int kMaxBlocks = 320;
 constexpr int kClipThreads = 512;
 
-enum ClipDtype : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kF64 = 3, kAligned = 0x10 };
+// A tensor's tag is its cuda::DtypeTag, or'ed with kAligned when its data is
+// 16-byte aligned.
+constexpr uint8_t kAligned = 0x10;
 
 struct ClipArgs {
   void* ptr[kMaxTensors];
   int64_t numel[kMaxTensors];
-  uint8_t tag[kMaxTensors];  // ClipDtype | kAligned
+  uint8_t tag[kMaxTensors];  // DtypeTag | kAligned
   uint8_t block_tensor[kMaxBlocks];
   int32_t block_chunk[kMaxBlocks];
 };
@@ -68,7 +68,7 @@ __device__ __forceinline__ void clip_chunk(scalar_t* __restrict__ p, int64_t n,
 #pragma unroll
       for (int k = 0; k < VEC; ++k) {
         x.v[k] = static_cast<scalar_t>(
-            lipschitz::clamp<opmath_t>(static_cast<opmath_t>(x.v[k]), lo, hi));
+            math::clamp<opmath_t>(static_cast<opmath_t>(x.v[k]), lo, hi));
       }
       pv[i] = x;
     }
@@ -76,7 +76,7 @@ __device__ __forceinline__ void clip_chunk(scalar_t* __restrict__ p, int64_t n,
   }
   for (int64_t i = done + threadIdx.x; i < n; i += blockDim.x) {
     p[i] = static_cast<scalar_t>(
-        lipschitz::clamp<opmath_t>(static_cast<opmath_t>(p[i]), lo, hi));
+        math::clamp<opmath_t>(static_cast<opmath_t>(p[i]), lo, hi));
   }
 }
 
@@ -89,38 +89,25 @@ __global__ void __launch_bounds__(kClipThreads)
   const uint8_t tag = args.tag[t];
   const bool aligned = (tag & kAligned) != 0;
   switch (tag & 0x0f) {
-    case kF32:
+    case cuda::kF32:
       clip_chunk<float>(static_cast<float*>(args.ptr[t]) + start, n, b.f32, aligned);
       break;
-    case kF16:
+    case cuda::kF16:
       clip_chunk<at::Half>(static_cast<at::Half*>(args.ptr[t]) + start, n, b.f16, aligned);
       break;
-    case kBF16:
+    case cuda::kBF16:
       clip_chunk<at::BFloat16>(static_cast<at::BFloat16*>(args.ptr[t]) + start, n, b.bf16,
                                aligned);
       break;
-    case kF64:
+    case cuda::kF64:
       clip_chunk<double>(static_cast<double*>(args.ptr[t]) + start, n, b.f64, aligned);
       break;
   }
 }
 
-uint8_t dtype_tag(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kF32;
-    case at::kHalf: return kF16;
-    case at::kBFloat16: return kBF16;
-    case at::kDouble: return kF64;
-    default: TORCH_CHECK(false, "clip_: unsupported dtype ", t);
-  }
-  return kF32;
-}
-
 }  // namespace
 
-void clip_cuda(at::TensorList tensors, double bound) {
-  check_clip_args(tensors, bound);
-  c10::cuda::CUDAGuard guard(tensors[0].device());
+void cuda::clip(at::TensorList tensors, double bound) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   const float bf = static_cast<float>(bound);
   const ClipBounds bounds{bf, static_cast<float>(static_cast<at::Half>(bf)),
@@ -138,7 +125,7 @@ void clip_cuda(at::TensorList tensors, double bound) {
     // Dense (checked): the storage span [data, data + numel) is the tensor.
     args.ptr[nt] = t.data_ptr();
     args.numel[nt] = n;
-    args.tag[nt] = dtype_tag(t.scalar_type()) | (cuda::aligned16(t.data_ptr()) ? kAligned : 0);
+    args.tag[nt] = dtype_tag(t.scalar_type(), "clip_") | (cuda::aligned16(t.data_ptr()) ? kAligned : 0);
     ++nt;
     const int64_t chunks = (n + kClipChunk - 1) / kClipChunk;
     TORCH_CHECK(chunks <= INT32_MAX, "clip_: tensor of ", n, " elements is too large");
@@ -162,11 +149,5 @@ void clip_cuda(at::TensorList tensors, double bound) {
   }
   if (nb > 0) launch();
 }
-
-namespace {
-void clip_cuda_op(at::TensorList tensors, double bound) { clip_cuda(tensors, bound); }
-}  // namespace
-
-TORCH_LIBRARY_IMPL(wgan_fast, CUDA, m) { m.impl("clip_", &clip_cuda_op); }
 
 }  // namespace wgan_fast

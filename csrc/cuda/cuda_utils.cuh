@@ -3,9 +3,11 @@
 
 // Only c10/cuda: ATen/cuda/CUDAContext.h would pull cuBLAS/cuSPARSE headers
 // that a bare toolkit (compile-only CI) may not ship.
+#include <c10/core/ScalarType.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
+#include <c10/util/Exception.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -48,6 +50,21 @@ inline int64_t grid_for(int64_t n, int threads = kThreads) {
   const int64_t want = (n + threads - 1) / threads;
   const int64_t sms = multiprocessor_count();
   return std::max<int64_t>(1, std::min<int64_t>(want, sms * 16));
+}
+
+// The storage dtype of a tensor in the arguments of a multi-tensor kernel
+// (clip_, the power iteration), where each tensor of a launch has its own.
+enum DtypeTag : uint8_t { kF32 = 0, kF16 = 1, kBF16 = 2, kF64 = 3 };
+
+inline uint8_t dtype_tag(at::ScalarType t, const char* op) {
+  switch (t) {
+    case at::kFloat: return kF32;
+    case at::kHalf: return kF16;
+    case at::kBFloat16: return kBF16;
+    case at::kDouble: return kF64;
+    default: TORCH_CHECK(false, op, ": unsupported dtype ", t);
+  }
+  return kF32;
 }
 
 // Sum over the block; the result is valid in thread 0. blockDim.x must be a

@@ -1,27 +1,22 @@
 // CUDA row kernels of the fused interpolate and gradient-penalty ops (the
-// drivers in gp_common.cpp handle checks, layouts and allocation).
+// drivers in op_drivers.cpp handle checks, layouts and allocation).
 //
 // Kernels run on the current stream, never synchronise with the host and
 // allocate nothing (outputs come from the caching allocator in the drivers),
 // so they are safe inside CUDA graph capture. Loads and stores are 16 bytes
 // wide where the pointers allow, with a scalar tail.
 #include <ATen/ATen.h>
-#include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <torch/library.h>
 
-#include "../gp_math.h"
-#include "../gp_ops.h"
 #include "cuda_utils.cuh"
+#include "gp_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
 
 using cuda::kThreads;
 using cuda::Pack;
-
-#define WF_DISPATCH(TYPE, NAME, ...) \
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
 // ---- interpolate forward: flat, one thread per VEC elements ----------------
 template <typename scalar_t, int VEC>
@@ -58,12 +53,14 @@ __global__ void interpolate_kernel(const scalar_t* __restrict__ real,
   }
 }
 
-void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
+}  // namespace
+
+void cuda::interpolate(const at::Tensor& real, const at::Tensor& fake,
                       const at::Tensor& alpha, at::Tensor& out) {
   const int64_t n = real.numel(), D = row_size(real);
   if (n == 0) return;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  WF_DISPATCH(real.scalar_type(), "interpolate_cuda", [&] {
+  WF_DISPATCH_FLOATING_TYPES(real.scalar_type(), "interpolate_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     constexpr int VEC = cuda::vec_width<scalar_t>();
     const scalar_t* r = real.const_data_ptr<scalar_t>();
@@ -79,6 +76,8 @@ void interpolate_rows(const at::Tensor& real, const at::Tensor& fake,
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
+
+namespace {
 
 // ---- interpolate backward: one block per sample (reduces grad_alpha) -------
 // Null output pointers are not wanted; without grad_alpha, real and fake are
@@ -126,14 +125,16 @@ T* maybe_ptr(at::Tensor& t) {
   return t.defined() ? t.mutable_data_ptr<T>() : nullptr;
 }
 
-void interpolate_backward_rows(const at::Tensor& grad, const at::Tensor& real,
+}  // namespace
+
+void cuda::interpolate_backward(const at::Tensor& grad, const at::Tensor& real,
                                const at::Tensor& fake, const at::Tensor& alpha,
                                at::Tensor& grad_real, at::Tensor& grad_fake,
                                at::Tensor& grad_alpha) {
   const int64_t B = grad.size(0), D = row_size(grad);
   if (B == 0 || (!grad_real.defined() && !grad_fake.defined() && !grad_alpha.defined())) return;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  WF_DISPATCH(grad.scalar_type(), "interpolate_backward_cuda", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "interpolate_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     constexpr int VEC = cuda::vec_width<scalar_t>();
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
@@ -153,6 +154,8 @@ void interpolate_backward_rows(const at::Tensor& grad, const at::Tensor& real,
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
+
+namespace {
 
 // ---- grad_penalty forward: one block per sample -----------------------------
 template <typename scalar_t, int VEC>
@@ -181,12 +184,14 @@ __global__ void grad_penalty_kernel(const scalar_t* __restrict__ grad,
   }
 }
 
-void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
+}  // namespace
+
+void cuda::grad_penalty(const at::Tensor& grad, double center, bool one_sided,
                        double eps, at::Tensor& penalty, at::Tensor& norm) {
   const int64_t B = grad.size(0), D = row_size(grad);
   if (B == 0) return;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  WF_DISPATCH(grad.scalar_type(), "grad_penalty_cuda", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "grad_penalty_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     constexpr int VEC = cuda::vec_width<scalar_t>();
     const scalar_t* g = grad.const_data_ptr<scalar_t>();
@@ -202,6 +207,8 @@ void grad_penalty_rows(const at::Tensor& grad, double center, bool one_sided,
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
+
+namespace {
 
 // ---- grad_penalty backward: flat, dL/dg = g * row_scale(b) -----------------
 template <typename scalar_t, int VEC>
@@ -244,13 +251,15 @@ __global__ void grad_penalty_backward_kernel(
   if (t < n) grad_in[t] = static_cast<scalar_t>(static_cast<opmath_t>(grad[t]) * scale(t / D));
 }
 
-void grad_penalty_backward_rows(const at::Tensor& gp, const at::Tensor& gn,
+}  // namespace
+
+void cuda::grad_penalty_backward(const at::Tensor& gp, const at::Tensor& gn,
                                 const at::Tensor& grad, const at::Tensor& norm,
                                 double center, bool one_sided, at::Tensor& grad_in) {
   const int64_t n = grad.numel(), D = row_size(grad);
   if (n == 0) return;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  WF_DISPATCH(grad.scalar_type(), "grad_penalty_backward_cuda", [&] {
+  WF_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "grad_penalty_backward_cuda", [&] {
     using opmath_t = at::opmath_type<scalar_t>;
     constexpr int VEC = cuda::vec_width<scalar_t>();
     const opmath_t* gpp = gp.defined() ? gp.const_data_ptr<opmath_t>() : nullptr;
@@ -271,12 +280,5 @@ void grad_penalty_backward_rows(const at::Tensor& gp, const at::Tensor& gn,
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
-
-const RowKernels kCuda{interpolate_rows, interpolate_backward_rows,
-                       grad_penalty_rows, grad_penalty_backward_rows};
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(wgan_fast, CUDA, m) { register_gp_ops<kCuda>(m); }
 
 }  // namespace wgan_fast

@@ -14,25 +14,23 @@
 //   finish: one block per layer: t_j = sum_r part[r, j] (in order of r),
 //           v = t / max(||t||, eps), and after the last step
 //           sigma = u^T W v = t . v (written as float64)
-// W is read as (A, H, B): W_mat[h, a*B + b] = W[a, h, b] (see lipschitz_ops.h).
+// W is read as (A, H, B): W_mat[h, a*B + b] = W[a, h, b] (see ops.h).
 // Layers are grouped by opmath type (float for float32/float16/bfloat16,
 // double for float64); within a group each layer has its own storage dtype.
 // The workspace (ur and part) comes from the caching allocator; nothing
 // synchronises with the host.
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
-#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAException.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
-#include "../lipschitz_math.h"
-#include "../lipschitz_ops.h"
 #include "cuda_utils.cuh"
+#include "lipschitz_math.h"
+#include "ops.h"
 
 namespace wgan_fast {
 namespace {
@@ -42,8 +40,6 @@ constexpr int kSnFinishThreads = 1024;
 constexpr int kRowsPerChunk = 32;
 constexpr int kMaxRowChunks = 64;
 constexpr int kMaxLayers = 24;
-
-enum SnDtype : uint8_t { kSnF32 = 0, kSnF16 = 1, kSnBF16 = 2, kSnF64 = 3 };
 
 struct SnBatch {
   const void* W[kMaxLayers];
@@ -55,7 +51,7 @@ struct SnBatch {
   int64_t cols_start[kMaxLayers];  // first block of the layer in the cols launch
   int32_t R[kMaxLayers], rows_per_chunk[kMaxLayers];
   double* sigma[kMaxLayers];       // nullptr except after the last step
-  uint8_t tag[kMaxLayers];
+  uint8_t tag[kMaxLayers];         // cuda::DtypeTag
   int n;
 };
 static_assert(sizeof(SnBatch) <= 3900, "kernel arguments must stay under 4 KB");
@@ -90,20 +86,20 @@ __global__ void __launch_bounds__(kSnThreads)
   const int64_t A = p.A[l], H = p.H[l], B = p.B[l];
   opmath_t acc = 0;
   switch (p.tag[l]) {
-    case kSnF32:
+    case cuda::kF32:
       acc = row_dot<float, opmath_t>(static_cast<const float*>(p.W[l]),
                                      static_cast<const float*>(p.v[l]), A, H, B, h);
       break;
-    case kSnF16:
+    case cuda::kF16:
       acc = row_dot<at::Half, opmath_t>(static_cast<const at::Half*>(p.W[l]),
                                         static_cast<const at::Half*>(p.v[l]), A, H, B, h);
       break;
-    case kSnBF16:
+    case cuda::kBF16:
       acc = row_dot<at::BFloat16, opmath_t>(static_cast<const at::BFloat16*>(p.W[l]),
                                             static_cast<const at::BFloat16*>(p.v[l]), A, H,
                                             B, h);
       break;
-    case kSnF64:
+    case cuda::kF64:
       acc = static_cast<opmath_t>(row_dot<double, double>(
           static_cast<const double*>(p.W[l]), static_cast<const double*>(p.v[l]), A, H, B, h));
       break;
@@ -150,7 +146,7 @@ __global__ void __launch_bounds__(kSnThreads)
   opmath_t ss = 0;
   for (int64_t h = threadIdx.x; h < H; h += blockDim.x) ss += ur[h] * ur[h];
   ss = cuda::block_sum(ss);
-  if (threadIdx.x == 0) den_s = lipschitz::normalize_denominator(ss, eps);
+  if (threadIdx.x == 0) den_s = math::normalize_denominator(ss, eps);
   __syncthreads();
   const opmath_t den = den_s;
   const int64_t local = blockIdx.x - p.cols_start[l];
@@ -158,22 +154,22 @@ __global__ void __launch_bounds__(kSnThreads)
   const int64_t chunk = local / tiles, tile = local - chunk * tiles;
   const int64_t rpc = p.rows_per_chunk[l];
   switch (p.tag[l]) {
-    case kSnF32:
+    case cuda::kF32:
       cols_body<float, opmath_t>(static_cast<const float*>(p.W[l]), ur,
                                  static_cast<float*>(p.u[l]), part, A, H, B, rpc, tile,
                                  chunk, den);
       break;
-    case kSnF16:
+    case cuda::kF16:
       cols_body<at::Half, opmath_t>(static_cast<const at::Half*>(p.W[l]), ur,
                                     static_cast<at::Half*>(p.u[l]), part, A, H, B, rpc,
                                     tile, chunk, den);
       break;
-    case kSnBF16:
+    case cuda::kBF16:
       cols_body<at::BFloat16, opmath_t>(static_cast<const at::BFloat16*>(p.W[l]), ur,
                                         static_cast<at::BFloat16*>(p.u[l]), part, A, H,
                                         B, rpc, tile, chunk, den);
       break;
-    case kSnF64:
+    case cuda::kF64:
       if constexpr (std::is_same_v<opmath_t, double>) {
         cols_body<double, double>(static_cast<const double*>(p.W[l]), ur,
                                   static_cast<double*>(p.u[l]), part, A, H, B, rpc, tile,
@@ -196,7 +192,7 @@ __device__ __forceinline__ void finish_body(opmath_t* __restrict__ part, int64_t
     ss += t * t;
   }
   ss = cuda::block_sum(ss);
-  if (threadIdx.x == 0) den_s = lipschitz::normalize_denominator(ss, eps);
+  if (threadIdx.x == 0) den_s = math::normalize_denominator(ss, eps);
   __syncthreads();
   const opmath_t den = den_s;
   opmath_t sig = 0;
@@ -220,37 +216,26 @@ __global__ void __launch_bounds__(kSnFinishThreads)
   const int64_t H = p.H[l], C = p.A[l] * p.B[l];
   opmath_t* part = ws + p.ws[l] + H;
   switch (p.tag[l]) {
-    case kSnF32:
+    case cuda::kF32:
       finish_body<float, opmath_t>(part, p.R[l], C, static_cast<float*>(p.v[l]), eps,
                                    p.sigma[l]);
       break;
-    case kSnF16:
+    case cuda::kF16:
       finish_body<at::Half, opmath_t>(part, p.R[l], C, static_cast<at::Half*>(p.v[l]), eps,
                                       p.sigma[l]);
       break;
-    case kSnBF16:
+    case cuda::kBF16:
       finish_body<at::BFloat16, opmath_t>(part, p.R[l], C,
                                           static_cast<at::BFloat16*>(p.v[l]), eps,
                                           p.sigma[l]);
       break;
-    case kSnF64:
+    case cuda::kF64:
       if constexpr (std::is_same_v<opmath_t, double>) {
         finish_body<double, double>(part, p.R[l], C, static_cast<double*>(p.v[l]), eps,
                                     p.sigma[l]);
       }
       break;
   }
-}
-
-uint8_t sn_tag(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kSnF32;
-    case at::kHalf: return kSnF16;
-    case at::kBFloat16: return kSnBF16;
-    case at::kDouble: return kSnF64;
-    default: TORCH_CHECK(false, "spectral_norm_power_iteration_: unsupported dtype ", t);
-  }
-  return kSnF32;
 }
 
 // All iterations of up to kMaxLayers layers of one opmath type.
@@ -274,7 +259,7 @@ void run_batch(at::TensorList weights, at::TensorList us, at::TensorList vs,
     p.B[k] = B;
     p.R[k] = static_cast<int32_t>(R);
     p.rows_per_chunk[k] = static_cast<int32_t>((H + R - 1) / R);
-    p.tag[k] = sn_tag(weights[i].scalar_type());
+    p.tag[k] = cuda::dtype_tag(weights[i].scalar_type(), "spectral_norm_power_iteration_");
     p.ws[k] = ws_size;
     ws_size += H + R * C;
     p.rows_start[k] = rows_blocks;
@@ -301,14 +286,11 @@ void run_batch(at::TensorList weights, at::TensorList us, at::TensorList vs,
 
 }  // namespace
 
-at::Tensor power_iteration_cuda(at::TensorList weights, at::TensorList us,
-                                at::TensorList vs, int64_t n_iter, double eps) {
-  check_power_iteration_args(weights, us, vs, n_iter, eps);
-  TORCH_CHECK_VALUE(!weights.empty(), "weights must be a non-empty list");
-  c10::cuda::CUDAGuard guard(weights[0].device());
+void cuda::power_iteration(at::TensorList weights, at::TensorList us,
+                           at::TensorList vs, int64_t n_iter, double eps,
+                           at::Tensor& sigmas) {
   auto stream = c10::cuda::getCurrentCUDAStream();
   const int64_t L = static_cast<int64_t>(weights.size());
-  at::Tensor sigmas = at::empty({L}, weights[0].options().dtype(at::kDouble));
   double* out = sigmas.mutable_data_ptr<double>();
   std::vector<int64_t> f32, f64;
   for (int64_t i = 0; i < L; ++i) {
@@ -334,18 +316,6 @@ at::Tensor power_iteration_cuda(at::TensorList weights, at::TensorList us,
   };
   run(f32, false);
   run(f64, true);
-  return sigmas;
-}
-
-namespace {
-at::Tensor power_iteration_cuda_op(at::TensorList weights, at::TensorList us,
-                                   at::TensorList vs, int64_t n_iter, double eps) {
-  return power_iteration_cuda(weights, us, vs, n_iter, eps);
-}
-}  // namespace
-
-TORCH_LIBRARY_IMPL(wgan_fast, CUDA, m) {
-  m.impl("spectral_norm_power_iteration_", &power_iteration_cuda_op);
 }
 
 }  // namespace wgan_fast

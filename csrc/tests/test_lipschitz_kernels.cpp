@@ -14,9 +14,11 @@
 
 #include "harness.h"
 #include "lipschitz_math.h"
-#include "lipschitz_ops.h"
+#include "ops.h"
 
 namespace {
+
+const wgan_fast::Kernels& K() { return wgan_fast::cpu_kernels(); }
 
 using harness::expect;
 using harness::expect_close;
@@ -27,7 +29,7 @@ bool same_with_nan(const at::Tensor& a, const at::Tensor& b) {
 }
 
 void test_math() {
-  using namespace wgan_fast::lipschitz;
+  using namespace wgan_fast::math;
   expect(clamp(2.0f, -1.0f, 1.0f) == 1.0f && clamp(-2.0f, -1.0f, 1.0f) == -1.0f &&
              clamp(0.25f, -1.0f, 1.0f) == 0.25f,
          "clamp inside and outside");
@@ -57,7 +59,7 @@ void test_clip() {
   }
   ts.push_back(at::randn({2, 8, 5, 3}).contiguous(at::MemoryFormat::ChannelsLast) * 3);
   want.push_back(ts.back().clamp(-0.5, 0.5));
-  wgan_fast::clip_cpu(ts, 0.5);
+  wgan_fast::clip_op(K(), ts, 0.5);
   bool all = true;
   for (size_t i = 0; i < ts.size(); ++i) all = all && same_with_nan(ts[i], want[i]);
   expect(all, "clip_cpu equals at::clamp on a mixed-dtype list (NaN propagates)");
@@ -65,7 +67,7 @@ void test_clip() {
   // bound rounded to the storage type like at::clamp
   at::Tensor h = at::linspace(0.09, 0.11, 999).to(at::kHalf);
   at::Tensor hw = h.clamp(-0.1, 0.1);
-  wgan_fast::clip_cpu({h}, 0.1);
+  wgan_fast::clip_op(K(), {h}, 0.1);
   expect(at::equal(h, hw), "clip_cpu rounds the bound like at::clamp (float16)");
 
   // in place, through the dispatcher
@@ -95,10 +97,10 @@ void test_power_iteration() {
   u1 = u1 / u1.norm();
   at::Tensor v1 = W.t().mv(u1);
   v1 = v1 / v1.norm();
-  wgan_fast::power_iteration_cpu({W.unsqueeze(0)}, {u}, {v}, 1, 1e-12);
+  wgan_fast::power_iteration_op(K(), {W.unsqueeze(0)}, {u}, {v}, 1, 1e-12);
   expect_close(u, u1, "one step: u = normalize(W v)", 1e-12, 1e-14);
   expect_close(v, v1, "one step: v = normalize(W^T u)", 1e-12, 1e-14);
-  wgan_fast::power_iteration_cpu({W.unsqueeze(0)}, {u}, {v}, 60, 1e-12);
+  wgan_fast::power_iteration_op(K(), {W.unsqueeze(0)}, {u}, {v}, 60, 1e-12);
   const double sigma = u.dot(W.mv(v)).item<double>();
   expect(std::abs(sigma - 3.0) < 1e-9, "sigma converges to the largest singular value");
 
@@ -108,7 +110,7 @@ void test_power_iteration() {
   at::Tensor ua = at::randn({6}), va = at::randn({36});
   va = va / va.norm();
   at::Tensor ub = ua.clone(), vb = va.clone();
-  wgan_fast::power_iteration_cpu({W3}, {ua}, {va}, 3, 1e-12);
+  wgan_fast::power_iteration_op(K(), {W3}, {ua}, {va}, 3, 1e-12);
   for (int i = 0; i < 3; ++i) {
     ub = mat.mv(vb);
     ub = ub / ub.norm();
@@ -136,28 +138,28 @@ void test_power_iteration() {
     at::Tensor ul = at::randn({32}), vl = at::randn({40});
     vl = vl / vl.norm();
     at::Tensor u16 = ul.to(dt), v16 = vl.to(dt), W16 = Wl.to(dt);
-    wgan_fast::power_iteration_cpu({Wl}, {ul}, {vl}, 2, 1e-12);
-    wgan_fast::power_iteration_cpu({W16}, {u16}, {v16}, 2, 1e-12);
+    wgan_fast::power_iteration_op(K(), {Wl}, {ul}, {vl}, 2, 1e-12);
+    wgan_fast::power_iteration_op(K(), {W16}, {u16}, {v16}, 2, 1e-12);
     expect_close(u16, ul, "low-precision u close to float32", 3e-2, 3e-2);
   }
 }
 
 void test_bad_input() {
-  expect_throws([] { wgan_fast::clip_cpu({at::zeros({3})}, 0.0); }, "bound must be a finite number > 0",
+  expect_throws([] { wgan_fast::clip_op(K(), {at::zeros({3})}, 0.0); }, "bound must be a finite number > 0",
                 "clip_: bound 0");
-  expect_throws([] { wgan_fast::clip_cpu({at::zeros({3})}, std::nan("")); },
+  expect_throws([] { wgan_fast::clip_op(K(), {at::zeros({3})}, std::nan("")); },
                 "bound must be a finite number > 0", "clip_: NaN bound");
-  expect_throws([] { wgan_fast::clip_cpu({}, 1.0); }, "non-empty", "clip_: empty list");
-  expect_throws([] { wgan_fast::clip_cpu({at::zeros({3}), at::zeros({3}, at::kInt)}, 1.0); },
+  expect_throws([] { wgan_fast::clip_op(K(), {}, 1.0); }, "non-empty", "clip_: empty list");
+  expect_throws([] { wgan_fast::clip_op(K(), {at::zeros({3}), at::zeros({3}, at::kInt)}, 1.0); },
                 "tensors[1] must be a floating-point tensor", "clip_: int tensor named by index");
-  expect_throws([] { wgan_fast::clip_cpu({at::zeros({4, 4}).slice(1, 0, 4, 2)}, 1.0); },
+  expect_throws([] { wgan_fast::clip_op(K(), {at::zeros({4, 4}).slice(1, 0, 4, 2)}, 1.0); },
                 "tensors[0] of shape [4, 2]", "clip_: strided view refused");
   at::Tensor w = at::randn({1, 4, 3});
-  expect_throws([&] { wgan_fast::power_iteration_cpu({w}, {at::zeros({4})}, {at::zeros({3})}, 0, 1e-12); },
+  expect_throws([&] { wgan_fast::power_iteration_op(K(), {w}, {at::zeros({4})}, {at::zeros({3})}, 0, 1e-12); },
                 "n_power_iterations must be >= 1", "power iteration: n_iter 0");
-  expect_throws([&] { wgan_fast::power_iteration_cpu({w}, {at::zeros({5})}, {at::zeros({3})}, 1, 1e-12); },
+  expect_throws([&] { wgan_fast::power_iteration_op(K(), {w}, {at::zeros({5})}, {at::zeros({3})}, 1, 1e-12); },
                 "us[0] must be a contiguous vector of 4", "power iteration: wrong u");
-  expect_throws([&] { wgan_fast::power_iteration_cpu({w}, {at::zeros({4}, at::kDouble)}, {at::zeros({3})}, 1, 1e-12); },
+  expect_throws([&] { wgan_fast::power_iteration_op(K(), {w}, {at::zeros({4}, at::kDouble)}, {at::zeros({3})}, 1, 1e-12); },
                 "dtype", "power iteration: dtype mismatch");
 }
 

@@ -1,5 +1,6 @@
-"""Modules and module transforms of wgan_fast: spectral normalisation with
-native power iterations (see wgan_fast.nn.spectral_norm)."""
+"""Modules and module transforms of wgan_fast: spectral normalisation built on
+the native power iteration of wgan_fast.ops (see wgan_fast.nn.spectral_norm)
+and the critic layers of wgan_fast.nn.penalty_layers."""
 from .spectral_norm import (
     power_iteration_,
     power_iteration_ref,

@@ -74,7 +74,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..ops import _native
+# The op and its reference live with the other ops; power_iteration_ref is
+# the reference's name here, kept for the callers of wgan_fast.nn.
+from ..ops.spectral_norm import spectral_norm_power_iteration_
+from ..ops.spectral_norm import spectral_norm_power_iteration_ref as power_iteration_ref
 
 __all__ = [
     "spectral_norm",
@@ -91,34 +94,6 @@ _INIT_ITERATIONS = 15  # as torch.nn.utils.parametrizations.spectral_norm
 def _split(shape, dim):
     A = math.prod(shape[:dim])
     return A, shape[dim], math.prod(shape[dim + 1:])
-
-
-def power_iteration_ref(weights, us, vs, n_power_iterations, eps):
-    """Reference (spec) of the native op: torch's _power_method per layer.
-
-    weights[i] is (A, H, B); its matrix is W[h, a*B + b] = weights[i][a, h, b].
-    Updates us, vs in place; returns sigma_i = u_i^T W_i v_i (float64, (L,)).
-    """
-    sigmas = []
-    with torch.no_grad():
-        for w, u, v in zip(weights, us, vs):
-            A, H, B = w.shape
-            mat = w.permute(1, 0, 2).reshape(H, A * B)
-            for _ in range(n_power_iterations):
-                F.normalize(torch.mv(mat, v), dim=0, eps=eps, out=u)
-                F.normalize(torch.mv(mat.H, u), dim=0, eps=eps, out=v)
-            sigmas.append(torch.vdot(u, torch.mv(mat, v)).double())
-    return torch.stack(sigmas) if sigmas else torch.empty(0, dtype=torch.float64)
-
-
-def _run_power_iteration(weights, us, vs, n_power_iterations, eps, impl="auto"):
-    if _native.use_native(impl, weights[0].device):
-        sigmas = torch.ops.wgan_fast.spectral_norm_power_iteration_(weights, us, vs, int(n_power_iterations), float(eps))
-        # The dispatcher does not bump version counters for a custom op's
-        # mutated arguments: do it, so autograd (and the sigma cache) see it.
-        torch.autograd.graph.increment_version(list(us) + list(vs))
-        return sigmas
-    return power_iteration_ref(weights, us, vs, n_power_iterations, eps)
 
 
 class _CachedSigma(torch.autograd.Function):
@@ -176,8 +151,8 @@ class _SpectralNorm(nn.Module):
         return weight.detach().reshape(self.A, self.H, self.B).contiguous()
 
     def power_method_(self, weight, n_power_iterations=None, impl="auto"):
-        sigmas = _run_power_iteration(
-            [self.weight3d(weight)], [self._u], [self._v], n_power_iterations or self.n_power_iterations, self.eps, impl
+        sigmas = spectral_norm_power_iteration_(
+            [self.weight3d(weight)], [self._u], [self._v], n_power_iterations or self.n_power_iterations, self.eps, impl=impl
         )
         self.remember_sigma_(weight, sigmas[0])
 
@@ -316,18 +291,9 @@ def power_iteration_(module, *, force=False, impl="auto"):
         g[3].append((p, w))
     n = 0
     for (_, n_iter, eps), (ws, us, vs, owners) in groups.items():
-        sigmas = _run_power_iteration(ws, us, vs, n_iter, eps, impl)
+        sigmas = spectral_norm_power_iteration_(ws, us, vs, n_iter, eps, impl=impl)
         for (p, w), sigma in zip(owners, sigmas.unbind(0)):
             p.remember_sigma_(w, sigma)
         n += len(ws)
     return n
 
-
-def _register() -> None:
-    @torch.library.register_fake("wgan_fast::spectral_norm_power_iteration_")
-    def _(weights, us, vs, n_power_iterations, eps):
-        return weights[0].new_empty((len(weights),), dtype=torch.float64)
-
-
-if _native._C is not None:
-    _register()

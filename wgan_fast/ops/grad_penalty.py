@@ -11,6 +11,10 @@ that precision (a float16 penalty of a large norm would overflow).
 `grad_penalty_ref` is the specification. The native op returns (penalty,
 norm) in one pass; its backward is one more pass and has its own backward,
 so the trainer can differentiate through it into the critic's parameters.
+Each derivative is written once: phi, phi' and the backward's row scale in
+the kernels' math (csrc/gp_math.h); the backward's backward calls the op for
+those and adds only phi'' (`_penalty_d2norm`), in differentiable torch ops,
+so every higher order works too.
 """
 from __future__ import annotations
 
@@ -61,6 +65,13 @@ def grad_penalty(grad, *, center=1.0, one_sided=False, eps=DEFAULT_EPS, impl="au
     return grad_penalty_with_norm(grad, center=center, one_sided=one_sided, eps=eps, impl=impl)[0]
 
 
+def _penalty_d2norm(norm, center, one_sided):
+    """phi''(n) of phi(n) = (n - c)^2: 2, or 2 [n > c] when one-sided."""
+    if one_sided:
+        return 2 * (norm > center).to(norm.dtype)
+    return torch.full_like(norm, 2.0)
+
+
 # ---- torch.library registrations of the native op ---------------------------
 
 def _register() -> None:
@@ -97,35 +108,41 @@ def _register() -> None:
         ctx.set_materialize_grads(False)
 
     def backward_bwd(ctx, G):
-        # out = grad * k(n), k = (gp phi'(n) + gn) / n; see csrc/gp_math.h.
+        # grad_penalty_backward is out_b = k_b grad_b with the row scale
+        # k(gp, gn, n) = (gp phi'(n) + gn) / n (0 where n = 0) of the kernels
+        # (penalty_row_scale, csrc/gp_math.h). With dot_b = <G_b, grad_b>:
+        #   d/d grad = k G                      (the native op on G)
+        #   d/d gp   = dot k(1, 0, n)           (k is linear in gp and gn,
+        #   d/d gn   = dot k(0, 1, n)            so the native op gives these)
+        #   d/d n    = dot (gp phi''(n) - k) / n
+        # phi, phi' and k are computed by the kernels only; phi'' is the one
+        # derivative written here (_penalty_d2norm). Every term is built from
+        # differentiable ops, so higher orders work too.
         g_penalty, g_norm, grad, norm = ctx.saved_tensors
         none = (None,) * 6
         if G is None:
             return none
         c, one_sided = ctx.center, ctx.one_sided
-        op = opmath_dtype(grad.dtype)
-        n = norm.to(op)
-        valid = n > 0
-        safe_n = torch.where(valid, n, torch.ones_like(n))
-        excess = n - c
-        if one_sided:
-            excess = excess.clamp_min(0)
-        d1 = 2 * excess
-        d2 = 2 * (n > c).to(op) if one_sided else torch.full_like(n, 2.0)
-        gp = g_penalty.to(op) if g_penalty is not None else torch.zeros_like(n)
-        gn = g_norm.to(op) if g_norm is not None else torch.zeros_like(n)
-        k = (gp * d1 + gn) / safe_n
-        dot = (_rows(G).to(op) * _rows(grad).to(op)).sum(1)
-        zero = torch.zeros_like(n)
+        bwd = torch.ops.wgan_fast.grad_penalty_backward
+        n = norm.to(opmath_dtype(grad.dtype))
+        # On a (B, 1) column of ones the op returns k itself.
+        ones = n.new_ones((n.shape[0], 1))
+
+        def row_scale(gp, gn):
+            return bwd(gp, gn, ones, n, c, one_sided).reshape(-1)
+
+        dot = (_rows(G).to(n.dtype) * _rows(grad).to(n.dtype)).sum(1)
         need = ctx.needs_input_grad
-        d_gp = torch.where(valid, dot * d1 / safe_n, zero) if need[0] else None
-        d_gn = torch.where(valid, dot / safe_n, zero) if need[1] else None
-        d_grad = (
-            torch.ops.wgan_fast.grad_penalty_backward(g_penalty, g_norm, G, norm, c, one_sided)
-            if need[2]
-            else None
-        )
-        d_norm = torch.where(valid, dot * (gp * d2 - k) / safe_n, zero) if need[3] else None
+        d_gp = dot * row_scale(torch.ones_like(n), None) if need[0] else None
+        d_gn = dot * row_scale(None, torch.ones_like(n)) if need[1] else None
+        d_grad = bwd(g_penalty, g_norm, G, norm, c, one_sided) if need[2] else None
+        d_norm = None
+        if need[3]:
+            gp = g_penalty.to(n.dtype) if g_penalty is not None else torch.zeros_like(n)
+            valid = n > 0
+            safe_n = torch.where(valid, n, torch.ones_like(n))
+            dk_dn = (gp * _penalty_d2norm(n, c, one_sided) - row_scale(g_penalty, g_norm)) / safe_n
+            d_norm = torch.where(valid, dot * dk_dn, torch.zeros_like(n))
         return d_gp, d_gn, d_grad, d_norm, None, None
 
     torch.library.register_autograd(lib + "grad_penalty_backward", backward_bwd, setup_context=setup_bwd)

@@ -1,24 +1,15 @@
-// Backend-independent parts of the gradient-penalty ops: argument checks,
-// layout handling and allocation. The CPU and CUDA files supply only the row
-// kernels (RowKernels), so both backends share every rule written here.
+// The backend-independent part of every op: checks, layout handling,
+// device guard and allocation, then the backend's kernel (see Kernels in
+// ops.h). CPU and CUDA thereby share every rule written here.
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
 
-#include <cmath>
-
-#include "gp_ops.h"
+#include "ops.h"
 
 namespace wgan_fast {
 
 namespace {
-
-void check_floating(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), name,
-                    " must be a floating-point tensor (float32, float64, "
-                    "float16 or bfloat16), got ",
-                    t.scalar_type());
-}
 
 // Whether `t` can be walked as a (B, D) buffer in the storage order of `like`.
 bool rows_match(const at::Tensor& t, const at::Tensor& like) {
@@ -27,51 +18,6 @@ bool rows_match(const at::Tensor& t, const at::Tensor& like) {
 }
 
 }  // namespace
-
-void check_interpolate_args(const at::Tensor& real, const at::Tensor& fake,
-                            const at::Tensor& alpha) {
-  check_floating(real, "real");
-  check_floating(fake, "fake");
-  check_floating(alpha, "alpha");
-  TORCH_CHECK_VALUE(real.dim() >= 1,
-                    "real must have a batch dimension, got a 0-dim tensor");
-  TORCH_CHECK_VALUE(real.sizes() == fake.sizes(),
-                    "real and fake must have the same shape, got real ",
-                    real.sizes(), " and fake ", fake.sizes());
-  TORCH_CHECK_VALUE(real.scalar_type() == fake.scalar_type(),
-                    "real and fake must have the same dtype, got real ",
-                    real.scalar_type(), " and fake ", fake.scalar_type());
-  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == real.size(0),
-                    "alpha must have shape (B,) = (", real.size(0),
-                    ",) with one value per sample, got ", alpha.sizes());
-  TORCH_CHECK(real.device() == fake.device() &&
-                  real.device() == alpha.device(),
-              "real, fake and alpha must be on the same device, got real on ",
-              real.device(), ", fake on ", fake.device(), ", alpha on ",
-              alpha.device());
-}
-
-void check_grad_penalty_args(const at::Tensor& grad, double center,
-                             double eps) {
-  check_floating(grad, "grad");
-  TORCH_CHECK_VALUE(grad.dim() >= 1,
-                    "grad must have a batch dimension, got a 0-dim tensor");
-  TORCH_CHECK_VALUE(std::isfinite(center) && center >= 0.0,
-                    "center must be a finite number >= 0, got ", center);
-  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0,
-                    "eps must be a finite number >= 0, got ", eps);
-}
-
-at::Tensor check_per_sample(const at::Tensor& t, const at::Tensor& grad,
-                            const char* name) {
-  if (!t.defined()) return t;
-  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == grad.size(0), name,
-                    " must have shape (B,) = (", grad.size(0), ",), got ",
-                    t.sizes());
-  TORCH_CHECK_VALUE(t.device() == grad.device(), name, " must be on ",
-                    grad.device(), ", got ", t.device());
-  return t.to(opmath_dtype(grad.scalar_type()));
-}
 
 bool batch_major_dense(const at::Tensor& t) {
   if (t.dim() == 0 || !t.is_non_overlapping_and_dense()) return false;
@@ -97,12 +43,14 @@ at::ScalarType opmath_dtype(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+// ---- gradient penalty ----------------------------------------------------------
+//
 // Outputs take empty_like(first input)'s layout (so channels_last stays
 // channels_last, and fake tensors can predict it). When an input cannot be
 // walked in that layout, the kernels run on contiguous copies and the result
 // is copied into place.
 
-at::Tensor interpolate_op(const RowKernels& k, const at::Tensor& real,
+at::Tensor interpolate_op(const Kernels& k, const at::Tensor& real,
                           const at::Tensor& fake, const at::Tensor& alpha) {
   check_interpolate_args(real, fake, alpha);
   c10::DeviceGuard guard(real.device());
@@ -119,7 +67,7 @@ at::Tensor interpolate_op(const RowKernels& k, const at::Tensor& real,
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_backward_op(
-    const RowKernels& k, const at::Tensor& grad, const at::Tensor& real,
+    const Kernels& k, const at::Tensor& grad, const at::Tensor& real,
     const at::Tensor& fake, const at::Tensor& alpha,
     std::array<bool, 3> output_mask) {
   check_interpolate_args(real, fake, alpha);
@@ -155,7 +103,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> interpolate_backward_op(
   return {grad_real, grad_fake, want_alpha ? grad_alpha.to(alpha.scalar_type()) : grad_alpha};
 }
 
-std::tuple<at::Tensor, at::Tensor> grad_penalty_op(const RowKernels& k,
+std::tuple<at::Tensor, at::Tensor> grad_penalty_op(const Kernels& k,
                                                    const at::Tensor& grad,
                                                    double center,
                                                    bool one_sided, double eps) {
@@ -171,7 +119,7 @@ std::tuple<at::Tensor, at::Tensor> grad_penalty_op(const RowKernels& k,
   return {penalty, norm};
 }
 
-at::Tensor grad_penalty_backward_op(const RowKernels& k,
+at::Tensor grad_penalty_backward_op(const Kernels& k,
                                     const std::optional<at::Tensor>& grad_penalty,
                                     const std::optional<at::Tensor>& grad_norm,
                                     const at::Tensor& grad,
@@ -192,6 +140,28 @@ at::Tensor grad_penalty_backward_op(const RowKernels& k,
     grad_in.copy_(tmp);
   }
   return grad_in;
+}
+
+// ---- critic Lipschitz constraints ----------------------------------------------
+
+void clip_op(const Kernels& k, at::TensorList tensors, double bound) {
+  check_clip_args(tensors, bound);
+  c10::DeviceGuard guard(tensors[0].device());
+  k.clip(tensors, bound);
+}
+
+at::Tensor power_iteration_op(const Kernels& k, at::TensorList weights,
+                              at::TensorList us, at::TensorList vs,
+                              int64_t n_iter, double eps) {
+  check_power_iteration_args(weights, us, vs, n_iter, eps);
+  // (Only a direct C++ call can pass an empty list: the dispatcher needs a
+  // tensor to pick a backend.) As the reference: no layers, no sigmas.
+  if (weights.empty()) return at::empty({0}, at::TensorOptions().dtype(at::kDouble));
+  c10::DeviceGuard guard(weights[0].device());
+  at::Tensor sigmas = at::empty({static_cast<int64_t>(weights.size())},
+                                weights[0].options().dtype(at::kDouble));
+  k.power_iteration(weights, us, vs, n_iter, eps, sigmas);
+  return sigmas;
 }
 
 }  // namespace wgan_fast

@@ -1,28 +1,74 @@
-// Schemas of the critic-Lipschitz ops and their argument checks. Kernels are
-// registered in csrc/cpu/{clip,spectral_norm}_cpu.cpp and
-// csrc/cuda/{clip,spectral_norm}_cuda.cu; fake kernels from Python
-// (wgan_fast/ops/clip.py, wgan_fast/nn/spectral_norm.py).
+// Argument checks of every op, shared by all backends: a bad argument gets
+// the same message (a ValueError in Python, naming the argument) on CPU and
+// CUDA, and the Python wrappers raise the same ones before calling the op.
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
-#include <torch/library.h>
 
 #include <cmath>
 
-#include "lipschitz_ops.h"
+#include "ops.h"
 
 namespace wgan_fast {
 
-namespace {
-
-void check_float_dtype(const at::Tensor& t, const char* what, size_t i) {
-  TORCH_CHECK_VALUE(t.defined(), what, "[", i, "] is undefined");
-  TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), what, "[", i,
+void check_floating(const at::Tensor& t, const char* name, int64_t index) {
+  if (index < 0) {
+    TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), name,
+                      " must be a floating-point tensor (float32, float64, "
+                      "float16 or bfloat16), got ",
+                      t.scalar_type());
+    return;
+  }
+  TORCH_CHECK_VALUE(t.defined(), name, "[", index, "] is undefined");
+  TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), name, "[", index,
                     "] must be a floating-point tensor (float32, float64, "
                     "float16 or bfloat16), got ",
                     t.scalar_type(), " of shape ", t.sizes());
 }
 
-}  // namespace
+void check_interpolate_args(const at::Tensor& real, const at::Tensor& fake,
+                            const at::Tensor& alpha) {
+  check_floating(real, "real");
+  check_floating(fake, "fake");
+  check_floating(alpha, "alpha");
+  TORCH_CHECK_VALUE(real.dim() >= 1,
+                    "real must have a batch dimension, got a 0-dim tensor");
+  TORCH_CHECK_VALUE(real.sizes() == fake.sizes(),
+                    "real and fake must have the same shape, got real ",
+                    real.sizes(), " and fake ", fake.sizes());
+  TORCH_CHECK_VALUE(real.scalar_type() == fake.scalar_type(),
+                    "real and fake must have the same dtype, got real ",
+                    real.scalar_type(), " and fake ", fake.scalar_type());
+  TORCH_CHECK_VALUE(alpha.dim() == 1 && alpha.size(0) == real.size(0),
+                    "alpha must have shape (B,) = (", real.size(0),
+                    ",) with one value per sample, got ", alpha.sizes());
+  TORCH_CHECK(real.device() == fake.device() &&
+                  real.device() == alpha.device(),
+              "real, fake and alpha must be on the same device, got real on ",
+              real.device(), ", fake on ", fake.device(), ", alpha on ",
+              alpha.device());
+}
+
+void check_grad_penalty_args(const at::Tensor& grad, double center,
+                             double eps) {
+  check_floating(grad, "grad");
+  TORCH_CHECK_VALUE(grad.dim() >= 1,
+                    "grad must have a batch dimension, got a 0-dim tensor");
+  TORCH_CHECK_VALUE(std::isfinite(center) && center >= 0.0,
+                    "center must be a finite number >= 0, got ", center);
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0.0,
+                    "eps must be a finite number >= 0, got ", eps);
+}
+
+at::Tensor check_per_sample(const at::Tensor& t, const at::Tensor& grad,
+                            const char* name) {
+  if (!t.defined()) return t;
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == grad.size(0), name,
+                    " must have shape (B,) = (", grad.size(0), ",), got ",
+                    t.sizes());
+  TORCH_CHECK_VALUE(t.device() == grad.device(), name, " must be on ",
+                    grad.device(), ", got ", t.device());
+  return t.to(opmath_dtype(grad.scalar_type()));
+}
 
 void check_clip_args(at::TensorList tensors, double bound) {
   TORCH_CHECK_VALUE(std::isfinite(bound) && bound > 0.0,
@@ -32,7 +78,7 @@ void check_clip_args(at::TensorList tensors, double bound) {
   const auto device = tensors[0].device();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const at::Tensor& t = tensors[i];
-    check_float_dtype(t, "tensors", i);
+    check_floating(t, "tensors", static_cast<int64_t>(i));
     TORCH_CHECK_VALUE(t.device() == device, "tensors[", i, "] is on ",
                       t.device(), " but tensors[0] is on ", device,
                       ": all tensors must be on one device");
@@ -59,7 +105,7 @@ void check_power_iteration_args(at::TensorList weights, at::TensorList us,
     const at::Tensor& w = weights[i];
     const at::Tensor& u = us[i];
     const at::Tensor& v = vs[i];
-    check_float_dtype(w, "weights", i);
+    check_floating(w, "weights", static_cast<int64_t>(i));
     TORCH_CHECK_VALUE(w.dim() == 3 && w.is_contiguous(), "weights[", i,
                       "] must be a contiguous (A, H, B) tensor, got shape ",
                       w.sizes(), " and strides ", w.strides());
@@ -85,19 +131,3 @@ void check_power_iteration_args(at::TensorList weights, at::TensorList us,
 }
 
 }  // namespace wgan_fast
-
-TORCH_LIBRARY_FRAGMENT(wgan_fast, m) {
-  // Clamps every tensor of the list in place to [-bound, bound] (torch.clamp
-  // semantics, NaN propagates). One parallel pass on CPU, one multi-tensor
-  // launch per full argument block on CUDA.
-  m.def("clip_(Tensor(a!)[] tensors, float bound) -> ()");
-  // n_power_iterations steps of u <- normalize(W v), v <- normalize(W^T u)
-  // (torch.nn.utils.parametrizations.spectral_norm's order and
-  // normalisation, x / max(||x||, eps)) for every (W, u, v) of the lists,
-  // updating u and v in place. W is given as (A, H, B), see lipschitz_ops.h.
-  // Returns sigma_i = u_i^T W_i v_i with the new u, v, as a float64 (L,)
-  // tensor, computed for free from the last step as (W^T u) . v.
-  m.def(
-      "spectral_norm_power_iteration_(Tensor[] weights, Tensor(a!)[] us, "
-      "Tensor(b!)[] vs, int n_power_iterations, float eps) -> Tensor");
-}
