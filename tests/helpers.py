@@ -1,5 +1,7 @@
 """Helpers shared by the tests (importable; fixtures live in conftest.py)."""
 import gzip
+import os
+import time
 
 import numpy as np
 import pytest
@@ -81,3 +83,25 @@ def write_idx(path, array, compress):
     data = header + array.tobytes()
     with (gzip.open if compress else open)(path, "wb") as f:
         f.write(data)
+
+
+def distributed_threads(wait_s=5.0):
+    """Names of this process's threads that belong to a torch.distributed group: the gloo backend's
+    workers and transport loop, the TCP store's server (Linux: read from /proc).
+
+    A joined thread's /proc entry can outlast pthread_join by a moment (the kernel wakes the joiner
+    before it reaps the thread), so leftovers get up to `wait_s` to go; a live group's threads never do.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        names = []
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    names.append(f.read().strip())
+            except FileNotFoundError:  # the thread ended since listdir
+                pass
+        left = sorted(n for n in names if n.startswith(("pt_gloo", "gloo_", "pt_tcpstore")))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)

@@ -10,11 +10,14 @@ import torch.multiprocessing as mp
 from torch import nn
 
 import wgan_fast
+from wgan_fast import train
+
+from helpers import distributed_threads  # noqa: E402
 
 
 def _worker(rank, world, init_file, out_dir):
     torch.set_num_threads(1 + rank)  # the iteration must not depend on it
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    train.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)  # same initial model (and u, v) on both ranks
     critic = nn.Sequential(nn.Conv2d(3, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 32, 4, 2, 1),
                            nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(32 * 4 * 4, 1))
@@ -33,7 +36,10 @@ def _worker(rank, world, init_file, out_dir):
         opt.step()
     state = {k: v for k, v in critic.state_dict().items() if k.endswith(("._u", "._v", "original"))}
     torch.save(state, os.path.join(out_dir, f"rank{rank}.pt"))
-    dist.destroy_process_group()
+    del ddp, opt  # DDP's reducer holds the group
+    train.teardown_distributed()
+    left = distributed_threads()
+    assert not left, f"rank {rank}: still running after teardown: {left}"
 
 
 @pytest.mark.parametrize("device", ["cpu"], indirect=True)

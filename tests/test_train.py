@@ -8,7 +8,7 @@ import torch
 
 from wgan_fast import checkpoint, config, train
 
-from helpers import TinyImages, tiny_cfg  # noqa: E402
+from helpers import TinyImages, distributed_threads, tiny_cfg  # noqa: E402
 
 
 ALGOS = ["gan", "wgan-clip", "wgan-gp", "wgan-lp", "wgan-sn"]
@@ -181,7 +181,11 @@ def _ddp_worker(rank, world, port, cfg, out):
     try:
         train.train(cfg, data=Shard())
     finally:
-        torch.distributed.destroy_process_group()
+        train.teardown_distributed()
+    # the group is freed: no thread of it runs on into interpreter shutdown (where a gloo worker
+    # dropping a finished collective's tensors aborts the process)
+    left = distributed_threads()
+    assert not left, f"rank {rank}: still running after teardown: {left}"
 
 
 @pytest.mark.parametrize("algorithm", ["wgan-gp", "wgan-sn"])

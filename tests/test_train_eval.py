@@ -38,3 +38,44 @@ def test_eval_every_logs_metric_and_keeps_best(tmp_path, monkeypatch):
 def test_eval_config_validated(key, value):
     with pytest.raises(config.ConfigError, match=key):
         config.resolve({key: value})
+
+
+def test_callbacks_hear_every_log_and_can_stop_the_run(tmp_path):
+    heard = []
+
+    def stop_at_three(event):
+        heard.append((event.kind, event.step, sorted(event.values)))
+        return event.step == 3
+
+    cfg = tiny_cfg(tmp_path, steps=10, log_every=1, sample_every=100, ckpt_every=100)
+    result = train.train(cfg, data=TinyImages((1, 28, 28)), callbacks=[stop_at_three])
+    assert [(k, s) for k, s, _ in heard] == [("log", 1), ("log", 2), ("log", 3)]
+    assert (result.step, result.stop_reason) == (3, "callback")
+    assert result.last_values and result.seconds > 0
+    # a stopped run ends as any other: a checkpoint and a sample grid of its last step, resumable
+    latest, path = checkpoint.load_latest(result.run_dir)
+    assert latest["step"] == 3 and path.endswith("ckpt_00000003.pt")
+    assert os.path.isfile(os.path.join(result.run_dir, "samples", "step_00000003.png"))
+    resumed = train.train(dict(cfg, resume=True), data=TinyImages((1, 28, 28)))
+    assert (resumed.step, resumed.stop_reason) == (10, "steps")
+
+
+@pytest.mark.skipif(not os.path.isdir(DEBIAN_FASHION_MNIST),
+                    reason=f"needs the Fashion-MNIST test split ({DEBIAN_FASHION_MNIST}) as the reference set")
+def test_a_callback_stops_on_an_evaluation_and_the_result_holds_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("WGAN_FAST_CACHE", str(tmp_path / "cache"))
+    evals = []
+
+    def stop_on_first_eval(event):
+        if event.kind == "eval":
+            evals.append((event.step, dict(event.values)))
+            return True
+        return False
+
+    cfg = tiny_cfg(tmp_path, dataset="fashion-mnist", steps=8, eval_every=2, eval_n=10, eval_n_real=10,
+                   eval_features="classifier", sample_every=100, ckpt_every=100)
+    result = train.train(cfg, data=TinyImages((1, 28, 28)), callbacks=[stop_on_first_eval])
+    assert [s for s, _ in evals] == [2] and (result.step, result.stop_reason) == (2, "callback")
+    assert result.last_eval["eval_fid"] == pytest.approx(evals[0][1]["eval_fid"]) and result.last_eval["eval_fid"] > 0
+    assert result.last_eval["eval_features"] == "classifier"
+    assert result.best["step"] == 2 and result.best["fid"] == pytest.approx(result.last_eval["eval_fid"])

@@ -32,6 +32,8 @@ import torch
 
 from .. import classifier as clf
 from .. import data, metrics, run_folder
+from ..atomic import write_text
+from ..checkpoint import atomic_save
 from ..errors import UsageError
 from ..runlog import save_grid
 from . import common
@@ -85,7 +87,7 @@ def sample_latents(mu: torch.Tensor, sigma: torch.Tensor, prior: torch.Tensor, n
     return mu[which] + sigma[which] * torch.randn(n, mu.shape[1], generator=gen), which
 
 
-def adapt(args) -> dict:
+def _check_args(args) -> None:
     if not 0 < args.keep <= 1:
         raise UsageError(f"--keep must be in (0, 1], got {args.keep}")
     if args.min_kept < 2:
@@ -93,6 +95,10 @@ def adapt(args) -> dict:
     for name in ("candidates", "n_eval", "n_real"):
         if getattr(args, name) < 10:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 10, got {getattr(args, name)}")
+
+
+def adapt(args) -> dict:
+    _check_args(args)
     run = common.open_run(args)
     classifier = common.domain_classifier(run, required=True)
     cfg, ema = dict(run.cfg, data_dir=args.data_dir or run.cfg["data_dir"]), not args.no_ema
@@ -130,12 +136,11 @@ def adapt(args) -> dict:
     if run.num_classes:
         report["candidates_agreeing_with_label"] = float(valid.float().mean())
     out = common.out_dir(args.out_dir or os.path.join(run.run_dir, "generated", "adapt"))
-    torch.save(dict(mu=mu, sigma=sigma, classes=torch.tensor(fitted), prior=prior, conditional=bool(run.num_classes)),
-               os.path.join(out, "latents.pt"))
+    atomic_save(dict(mu=mu, sigma=sigma, classes=torch.tensor(fitted), prior=prior,
+                     conditional=bool(run.num_classes)), os.path.join(out, "latents.pt"))
     save_grid(before[0][:64], os.path.join(out, "before.png"), nrow=8)
     save_grid(after[0][:64], os.path.join(out, "after.png"), nrow=8)
-    with open(os.path.join(out, "adapt.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    write_text(os.path.join(out, "adapt.json"), json.dumps(report, indent=1))
     print(f"latent-space adaptation of {run.ckpt_path} (step {run.step}): {args.candidates} candidates, "
           f"top {args.keep:.0%} per class kept, {len(fitted)} classes fitted"
           + (f" (missing: {report['classes_missing']})" if report["classes_missing"] else ""))

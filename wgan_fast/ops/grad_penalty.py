@@ -74,78 +74,81 @@ def _penalty_d2norm(norm, center, one_sided):
 
 # ---- torch.library registrations of the native op ---------------------------
 
+def _fake(grad, center, one_sided, eps):
+    b, dtype = grad.shape[0], opmath_dtype(grad.dtype)
+    return grad.new_empty((b,), dtype=dtype), grad.new_empty((b,), dtype=dtype)
+
+
+def _fake_backward(grad_penalty, grad_norm, grad, norm, center, one_sided):
+    return torch.empty_like(grad)
+
+
+def _setup(ctx, inputs, output):
+    grad, center, one_sided, _eps = inputs
+    ctx.save_for_backward(grad, output[1])
+    ctx.center, ctx.one_sided = center, one_sided
+    ctx.set_materialize_grads(False)  # an unused output costs nothing
+
+
+def _backward(ctx, g_penalty, g_norm):
+    grad, norm = ctx.saved_tensors
+    if g_penalty is None and g_norm is None:
+        return None, None, None, None
+    d = torch.ops.wgan_fast.grad_penalty_backward(g_penalty, g_norm, grad, norm, ctx.center, ctx.one_sided)
+    return d, None, None, None
+
+
+def _setup_backward(ctx, inputs, output):
+    g_penalty, g_norm, grad, norm, center, one_sided = inputs
+    ctx.save_for_backward(g_penalty, g_norm, grad, norm)
+    ctx.center, ctx.one_sided = center, one_sided
+    ctx.set_materialize_grads(False)
+
+
+def _backward_of_backward(ctx, G):
+    # grad_penalty_backward is out_b = k_b grad_b with the row scale
+    # k(gp, gn, n) = (gp phi'(n) + gn) / n (0 where n = 0) of the kernels
+    # (penalty_row_scale, csrc/gp_math.h). With dot_b = <G_b, grad_b>:
+    #   d/d grad = k G                      (the native op on G)
+    #   d/d gp   = dot k(1, 0, n)           (k is linear in gp and gn,
+    #   d/d gn   = dot k(0, 1, n)            so the native op gives these)
+    #   d/d n    = dot (gp phi''(n) - k) / n
+    # phi, phi' and k are computed by the kernels only; phi'' is the one
+    # derivative written here (_penalty_d2norm). Every term is built from
+    # differentiable ops, so higher orders work too.
+    g_penalty, g_norm, grad, norm = ctx.saved_tensors
+    if G is None:
+        return (None,) * 6
+    c, one_sided = ctx.center, ctx.one_sided
+    bwd = torch.ops.wgan_fast.grad_penalty_backward
+    n = norm.to(opmath_dtype(grad.dtype))
+    ones = n.new_ones((n.shape[0], 1))  # on a (B, 1) column of ones the op returns k itself
+
+    def row_scale(gp, gn):
+        return bwd(gp, gn, ones, n, c, one_sided).reshape(-1)
+
+    dot = (_rows(G).to(n.dtype) * _rows(grad).to(n.dtype)).sum(1)
+    need = ctx.needs_input_grad
+    d_gp = dot * row_scale(torch.ones_like(n), None) if need[0] else None
+    d_gn = dot * row_scale(None, torch.ones_like(n)) if need[1] else None
+    d_grad = bwd(g_penalty, g_norm, G, norm, c, one_sided) if need[2] else None
+    d_norm = None
+    if need[3]:
+        gp = g_penalty.to(n.dtype) if g_penalty is not None else torch.zeros_like(n)
+        valid = n > 0
+        safe_n = torch.where(valid, n, torch.ones_like(n))
+        dk_dn = (gp * _penalty_d2norm(n, c, one_sided) - row_scale(g_penalty, g_norm)) / safe_n
+        d_norm = torch.where(valid, dot * dk_dn, torch.zeros_like(n))
+    return d_gp, d_gn, d_grad, d_norm, None, None
+
+
 def _register() -> None:
     lib = "wgan_fast::"
-
-    @torch.library.register_fake(lib + "grad_penalty")
-    def _(grad, center, one_sided, eps):
-        b, dtype = grad.shape[0], opmath_dtype(grad.dtype)
-        return grad.new_empty((b,), dtype=dtype), grad.new_empty((b,), dtype=dtype)
-
-    @torch.library.register_fake(lib + "grad_penalty_backward")
-    def _(grad_penalty, grad_norm, grad, norm, center, one_sided):
-        return torch.empty_like(grad)
-
-    def setup(ctx, inputs, output):
-        grad, center, one_sided, _eps = inputs
-        ctx.save_for_backward(grad, output[1])
-        ctx.center, ctx.one_sided = center, one_sided
-        ctx.set_materialize_grads(False)  # an unused output costs nothing
-
-    def backward(ctx, g_penalty, g_norm):
-        grad, norm = ctx.saved_tensors
-        if g_penalty is None and g_norm is None:
-            return None, None, None, None
-        d = torch.ops.wgan_fast.grad_penalty_backward(g_penalty, g_norm, grad, norm, ctx.center, ctx.one_sided)
-        return d, None, None, None
-
-    torch.library.register_autograd(lib + "grad_penalty", backward, setup_context=setup)
-
-    def setup_bwd(ctx, inputs, output):
-        g_penalty, g_norm, grad, norm, center, one_sided = inputs
-        ctx.save_for_backward(g_penalty, g_norm, grad, norm)
-        ctx.center, ctx.one_sided = center, one_sided
-        ctx.set_materialize_grads(False)
-
-    def backward_bwd(ctx, G):
-        # grad_penalty_backward is out_b = k_b grad_b with the row scale
-        # k(gp, gn, n) = (gp phi'(n) + gn) / n (0 where n = 0) of the kernels
-        # (penalty_row_scale, csrc/gp_math.h). With dot_b = <G_b, grad_b>:
-        #   d/d grad = k G                      (the native op on G)
-        #   d/d gp   = dot k(1, 0, n)           (k is linear in gp and gn,
-        #   d/d gn   = dot k(0, 1, n)            so the native op gives these)
-        #   d/d n    = dot (gp phi''(n) - k) / n
-        # phi, phi' and k are computed by the kernels only; phi'' is the one
-        # derivative written here (_penalty_d2norm). Every term is built from
-        # differentiable ops, so higher orders work too.
-        g_penalty, g_norm, grad, norm = ctx.saved_tensors
-        none = (None,) * 6
-        if G is None:
-            return none
-        c, one_sided = ctx.center, ctx.one_sided
-        bwd = torch.ops.wgan_fast.grad_penalty_backward
-        n = norm.to(opmath_dtype(grad.dtype))
-        # On a (B, 1) column of ones the op returns k itself.
-        ones = n.new_ones((n.shape[0], 1))
-
-        def row_scale(gp, gn):
-            return bwd(gp, gn, ones, n, c, one_sided).reshape(-1)
-
-        dot = (_rows(G).to(n.dtype) * _rows(grad).to(n.dtype)).sum(1)
-        need = ctx.needs_input_grad
-        d_gp = dot * row_scale(torch.ones_like(n), None) if need[0] else None
-        d_gn = dot * row_scale(None, torch.ones_like(n)) if need[1] else None
-        d_grad = bwd(g_penalty, g_norm, G, norm, c, one_sided) if need[2] else None
-        d_norm = None
-        if need[3]:
-            gp = g_penalty.to(n.dtype) if g_penalty is not None else torch.zeros_like(n)
-            valid = n > 0
-            safe_n = torch.where(valid, n, torch.ones_like(n))
-            dk_dn = (gp * _penalty_d2norm(n, c, one_sided) - row_scale(g_penalty, g_norm)) / safe_n
-            d_norm = torch.where(valid, dot * dk_dn, torch.zeros_like(n))
-        return d_gp, d_gn, d_grad, d_norm, None, None
-
-    torch.library.register_autograd(lib + "grad_penalty_backward", backward_bwd, setup_context=setup_bwd)
+    torch.library.register_fake(lib + "grad_penalty")(_fake)
+    torch.library.register_fake(lib + "grad_penalty_backward")(_fake_backward)
+    torch.library.register_autograd(lib + "grad_penalty", _backward, setup_context=_setup)
+    torch.library.register_autograd(lib + "grad_penalty_backward", _backward_of_backward,
+                                    setup_context=_setup_backward)
 
 
 if _native._C is not None:

@@ -62,67 +62,72 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor, *, 
 
 # ---- torch.library registrations of the native op ---------------------------
 
+def _fake(real, fake, alpha):
+    return torch.empty_like(real)
+
+
+def _fake_backward(grad, real, fake, alpha, output_mask):
+    want_real, want_fake, want_alpha = output_mask
+    return (
+        torch.empty_like(grad) if want_real else grad.new_empty((0,)),
+        torch.empty_like(grad) if want_fake else grad.new_empty((0,)),
+        alpha.new_empty((grad.shape[0],) if want_alpha else (0,)),
+    )
+
+
+def _setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx, grad):
+    real, fake, alpha = ctx.saved_tensors
+    need = list(ctx.needs_input_grad[:3])
+    gr, gf, ga = torch.ops.wgan_fast.interpolate_backward(grad, real, fake, alpha, need)
+    return (gr if need[0] else None, gf if need[1] else None, ga if need[2] else None)
+
+
+def _setup_backward(ctx, inputs, output):
+    grad, real, fake, alpha, mask = inputs
+    ctx.save_for_backward(grad, real, fake, alpha)
+    ctx.mask = mask
+    ctx.set_materialize_grads(False)
+
+
+def _backward_of_backward(ctx, g_real, g_fake, g_alpha):
+    # interpolate_backward is linear in grad and in (real - fake):
+    #   grad_real = a g, grad_fake = (1 - a) g, grad_alpha = sum(g (real - fake)).
+    grad, real, fake, alpha = ctx.saved_tensors
+    # outputs that were masked off (returned empty) carry no gradient
+    g_real, g_fake, g_alpha = (g if m else None for g, m in zip((g_real, g_fake, g_alpha), ctx.mask))
+    need = ctx.needs_input_grad
+    a = _per_sample(alpha, grad).to(grad.dtype)
+    d_grad = d_real = d_fake = d_alpha = None
+    if need[0]:
+        d_grad = torch.zeros_like(grad)
+        if g_real is not None:
+            d_grad = d_grad + a * g_real
+        if g_fake is not None:
+            d_grad = d_grad + (1 - a) * g_fake
+        if g_alpha is not None:
+            d_grad = d_grad + _per_sample(g_alpha, grad).to(grad.dtype) * (real - fake)
+    if (need[1] or need[2]) and g_alpha is not None:
+        ga = _per_sample(g_alpha, grad).to(grad.dtype) * grad
+        d_real = ga if need[1] else None
+        d_fake = -ga if need[2] else None
+    if need[3]:
+        diff = (g_real if g_real is not None else 0) - (g_fake if g_fake is not None else 0)
+        if isinstance(diff, torch.Tensor):
+            d_alpha = (grad * diff).reshape(grad.shape[0], -1).sum(1).to(alpha.dtype)
+    return d_grad, d_real, d_fake, d_alpha, None
+
+
 def _register() -> None:
     lib = "wgan_fast::"
-
-    @torch.library.register_fake(lib + "interpolate")
-    def _(real, fake, alpha):
-        return torch.empty_like(real)
-
-    @torch.library.register_fake(lib + "interpolate_backward")
-    def _(grad, real, fake, alpha, output_mask):
-        want_real, want_fake, want_alpha = output_mask
-        return (
-            torch.empty_like(grad) if want_real else grad.new_empty((0,)),
-            torch.empty_like(grad) if want_fake else grad.new_empty((0,)),
-            alpha.new_empty((grad.shape[0],) if want_alpha else (0,)),
-        )
-
-    def setup(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-
-    def backward(ctx, grad):
-        real, fake, alpha = ctx.saved_tensors
-        need = list(ctx.needs_input_grad[:3])
-        gr, gf, ga = torch.ops.wgan_fast.interpolate_backward(grad, real, fake, alpha, need)
-        return (gr if need[0] else None, gf if need[1] else None, ga if need[2] else None)
-
-    torch.library.register_autograd(lib + "interpolate", backward, setup_context=setup)
-
-    def setup_bwd(ctx, inputs, output):
-        grad, real, fake, alpha, mask = inputs
-        ctx.save_for_backward(grad, real, fake, alpha)
-        ctx.mask = mask
-        ctx.set_materialize_grads(False)
-
-    def backward_bwd(ctx, g_real, g_fake, g_alpha):
-        # interpolate_backward is linear in grad and in (real - fake):
-        #   grad_real = a g, grad_fake = (1 - a) g, grad_alpha = sum(g (real - fake)).
-        grad, real, fake, alpha = ctx.saved_tensors
-        # outputs that were masked off (returned empty) carry no gradient
-        g_real, g_fake, g_alpha = (g if m else None for g, m in zip((g_real, g_fake, g_alpha), ctx.mask))
-        need = ctx.needs_input_grad
-        a = _per_sample(alpha, grad).to(grad.dtype)
-        d_grad = d_real = d_fake = d_alpha = None
-        if need[0]:
-            d_grad = torch.zeros_like(grad)
-            if g_real is not None:
-                d_grad = d_grad + a * g_real
-            if g_fake is not None:
-                d_grad = d_grad + (1 - a) * g_fake
-            if g_alpha is not None:
-                d_grad = d_grad + _per_sample(g_alpha, grad).to(grad.dtype) * (real - fake)
-        if (need[1] or need[2]) and g_alpha is not None:
-            ga = _per_sample(g_alpha, grad).to(grad.dtype) * grad
-            d_real = ga if need[1] else None
-            d_fake = -ga if need[2] else None
-        if need[3]:
-            diff = (g_real if g_real is not None else 0) - (g_fake if g_fake is not None else 0)
-            if isinstance(diff, torch.Tensor):
-                d_alpha = (grad * diff).reshape(grad.shape[0], -1).sum(1).to(alpha.dtype)
-        return d_grad, d_real, d_fake, d_alpha, None
-
-    torch.library.register_autograd(lib + "interpolate_backward", backward_bwd, setup_context=setup_bwd)
+    torch.library.register_fake(lib + "interpolate")(_fake)
+    torch.library.register_fake(lib + "interpolate_backward")(_fake_backward)
+    torch.library.register_autograd(lib + "interpolate", _backward, setup_context=_setup)
+    torch.library.register_autograd(lib + "interpolate_backward", _backward_of_backward,
+                                    setup_context=_setup_backward)
 
 
 if _native._C is not None:

@@ -11,9 +11,9 @@
 """
 from ..errors import NonFiniteError
 from .command_line import main, usage
-from .distributed import setup as setup_distributed
+from .distributed import init_process_group, setup as setup_distributed, teardown as teardown_distributed
 from .hooks import Callback, Event, TrainResult
 from .loop import train, train_with_rollback
 
-__all__ = ["train", "train_with_rollback", "main", "usage", "setup_distributed", "Callback", "Event", "TrainResult",
+__all__ = ["train", "train_with_rollback", "main", "usage", "setup_distributed", "teardown_distributed", "init_process_group", "Callback", "Event", "TrainResult",
            "NonFiniteError"]

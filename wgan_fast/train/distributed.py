@@ -26,12 +26,29 @@ def setup(cfg) -> tuple[int, int, torch.device]:
         raise DeviceError("sync_bn: torch's SyncBatchNorm synchronises CUDA tensors only (NCCL); on the CPU (gloo) "
                           "each process normalises its own shard: set --sync-bn false")
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device
 
 
+def init_process_group(backend, **kwargs) -> None:
+    """dist.init_process_group, such that teardown() frees the group.
+
+    torch.distributed.nn.functional binds `group=group.WORLD` as default
+    arguments when first imported, and torch imports it lazily (torch.optim ->
+    torch._dynamo), i.e. after the group exists: those defaults then keep the
+    group alive past destroy_process_group(), its gloo threads run on into
+    interpreter shutdown, and one ended there inside a noexcept destructor
+    aborts the process (SIGABRT, "terminate called without an active
+    exception"). Imported before the group exists, the defaults are None.
+    """
+    import torch.distributed.nn  # noqa: F401, PLC0415
+
+    dist.init_process_group(backend, **kwargs)
+
+
 def teardown() -> None:
-    """Free the process group (each rank, after its last collective)."""
+    """Free the process group (each rank, after its last collective): its
+    backend threads are joined while the interpreter is whole."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

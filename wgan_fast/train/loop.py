@@ -70,6 +70,8 @@ def train(cfg: dict, data=None, callbacks=()) -> TrainResult:
             wants_stop |= notify(callbacks, Event("eval", s.step, result.last_eval))
         if callbacks and distributed.any_rank(wants_stop, world, device):
             stop = stop or "callback"
+            if not _due(s.step, cfg["sample_every"], last):  # a stopped run ends with its grid, as any other
+                grids.write(log, s.step)
         if _due(s.step, cfg["ckpt_every"], last or stop is not None):
             last_good = save_checkpoint(s, metrics, run_dir, last_good) or last_good
         if stop:
