@@ -46,6 +46,15 @@ def test_every_command_answers_help(command):
     assert "exit codes" in r.stdout and "Traceback" not in r.stderr
 
 
+def test_python_m_wgan_fast_evaluate_is_the_evaluate_command():
+    e = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "wgan_fast.evaluate", "--help"], capture_output=True, text=True, env=e)
+    assert r.returncode == 0 and r.stdout.startswith("usage: wgan-fast evaluate"), r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "wgan_fast.evaluate", "--run", "no/such/run"], capture_output=True,
+                       text=True, env=e)
+    one_line_failure(r, errors.UsageError.exit_code, "no/such/run")
+
+
 def test_train_help_lists_every_key_preset_example_and_exit_code():
     from wgan_fast.presets import PRESETS
 
