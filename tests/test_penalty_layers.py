@@ -165,14 +165,15 @@ def _bf16_penalty_grads(D, x, mode):
     return [p.grad if p.grad is not None else torch.zeros_like(p) for p in D.parameters()]
 
 
-def test_autocast_bf16_as_accurate_as_stock_autocast():
+@pytest.mark.parametrize("act", models.ACTIVATIONS)
+def test_autocast_bf16_as_accurate_as_stock_autocast(act):
     """Under bf16 autocast our layers cast as autocast would (bf16 compute,
     fp32 parameter gradients) and stay as close to the fp32 gradients as
-    torch's layers under the same autocast."""
+    torch's layers under the same autocast, with each critic activation."""
     torch.manual_seed(0)
-    _, D = models.build("dcgan", resolution=32, channels=1, z_dim=8, g_base=16, d_base=16)
+    _, D = models.build("dcgan", resolution=32, channels=1, z_dim=8, g_base=16, d_base=16, d_activation=act)
     x = torch.randn(8, 1, 32, 32)
-    _, ref = _penalty_grads(D, x, True)
+    _, ref = _penalty_grads(stock_twin(D), x, False, critic_term=False)  # fp32 stock autograd
     ours = _bf16_penalty_grads(D, x, True)
     stock = _bf16_penalty_grads(stock_twin(D), x, False)
     for r, a, b in zip(ref, ours, stock):

@@ -41,6 +41,7 @@ GROUPS = ("run", "data", "model", "algorithm", "optimisation", "precision", "log
 # also check the combinations of keys they accept (validate asks them).
 DATASETS = data.DATASETS
 MODELS = models.KINDS
+ACTIVATIONS = models.ACTIVATIONS
 
 KEYS = (
     # run
@@ -80,6 +81,11 @@ KEYS = (
     Key("d_base", 64, "model", "critic width", low=1),
     Key("critic_norm", "none", "model", "normalisation in the critic (batch only without a penalty; the mlp "
         "critic takes none or layer)", choices=("none", "layer", "instance", "batch")),
+    Key("g_activation", "auto", "model", "the generator's hidden activation (leaky_relu with activation_slope); "
+        "auto: the model's own (mlp leaky_relu, dcgan and resnet relu)", choices=("auto",) + ACTIVATIONS),
+    Key("d_activation", "auto", "model", "the critic's hidden activation, with an exact double backward for the "
+        "penalty; auto: the model's own (mlp and dcgan leaky_relu, resnet relu)", choices=("auto",) + ACTIVATIONS),
+    Key("activation_slope", 0.2, "model", "negative slope of leaky_relu in G and D", low=0, high=1),
     Key("sync_bn", False, "model", "with several processes, SyncBatchNorm in the generator so its BatchNorm "
         "statistics span the global batch (CUDA/NCCL only; without it each process normalises its own shard)"),
     # algorithm

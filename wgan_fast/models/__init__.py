@@ -2,10 +2,12 @@
 
 `build(kind, ...)` returns a (generator, critic) pair; every kind has a
 conditional variant (`num_classes > 0`): a class embedding concatenated to z
-in the generator, a projection discriminator in the critic. `from_config(cfg)`
-builds a run's pair (2-D toys included) and `check_config(cfg)` says, before
-anything runs, whether the model can be built as configured: each critic
-class states the resolutions and normalisations it accepts.
+in the generator, a projection discriminator in the critic, and takes its
+hidden activation (ACTIVATIONS; "auto" is the class's DEFAULT_ACTIVATION).
+`from_config(cfg)` builds a run's pair (2-D toys included) and
+`check_config(cfg)` says, before anything runs, whether the model can be built
+as configured: each critic class states the resolutions and normalisations it
+accepts, and each class the activations.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from torch import nn
 from ..data import TOY_DATASETS
 from ..errors import ConfigError
 from .dcgan import DCGANCritic, DCGANGenerator
-from .layers import CRITIC_NORMS, critic_norm
+from .layers import ACTIVATIONS, CRITIC_NORMS, critic_norm
 from .mlp import MLPCritic, MLPGenerator
 from .resnet import ResNetCritic, ResNetGenerator
 from .sampling import sample_images
@@ -26,19 +28,26 @@ KINDS = tuple(PAIRS)
 
 
 def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes: int = 0,
-          critic_norm: str = "none", g_base: int | None = None, d_base: int | None = None):
+          critic_norm: str = "none", g_base: int | None = None, d_base: int | None = None,
+          g_activation: str = "auto", d_activation: str = "auto", activation_slope: float = 0.2):
     """(generator, critic) of the given kind."""
+    if kind not in PAIRS:
+        raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
+    G_cls, D_cls = PAIRS[kind]
+    g_act = dict(activation=resolve_activation(G_cls, g_activation), slope=activation_slope)
+    d_act = dict(activation=resolve_activation(D_cls, d_activation), slope=activation_slope)
     if kind == "mlp":
         shape = (channels, resolution, resolution)
-        return (MLPGenerator(shape, z_dim=z_dim, num_classes=num_classes),
-                MLPCritic(shape, num_classes=num_classes, norm=critic_norm))
-    if kind == "dcgan":
-        return (DCGANGenerator(resolution, channels, z_dim, base=g_base or 64, num_classes=num_classes),
-                DCGANCritic(resolution, channels, base=d_base or 64, num_classes=num_classes, norm=critic_norm))
-    if kind == "resnet":
-        return (ResNetGenerator(resolution, channels, z_dim, base=g_base or 128, num_classes=num_classes),
-                ResNetCritic(resolution, channels, base=d_base or 128, num_classes=num_classes, norm=critic_norm))
-    raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
+        return (MLPGenerator(shape, z_dim=z_dim, num_classes=num_classes, **g_act),
+                MLPCritic(shape, num_classes=num_classes, norm=critic_norm, **d_act))
+    base_g, base_d = (g_base or 64, d_base or 64) if kind == "dcgan" else (g_base or 128, d_base or 128)
+    return (G_cls(resolution, channels, z_dim, base=base_g, num_classes=num_classes, **g_act),
+            D_cls(resolution, channels, base=base_d, num_classes=num_classes, norm=critic_norm, **d_act))
+
+
+def resolve_activation(cls, name: str) -> str:
+    """The activation a model class uses for the config value `name` ("auto": its own)."""
+    return cls.DEFAULT_ACTIVATION if name == "auto" else name
 
 
 def check_config(cfg: dict) -> None:
@@ -58,6 +67,10 @@ def check_config(cfg: dict) -> None:
     if cfg["critic_norm"] not in critic.NORMS:
         raise ConfigError(f"critic_norm: the {kind} critic takes {', '.join(critic.NORMS)}, "
                           f"got {cfg['critic_norm']!r}")
+    for key, cls, role in (("g_activation", PAIRS[kind][0], "generator"), ("d_activation", critic, "critic")):
+        if cfg[key] != "auto" and cfg[key] not in cls.ACTIVATIONS:
+            raise ConfigError(f"{key}: the {kind} {role} takes auto, {', '.join(cls.ACTIVATIONS)}, "
+                              f"got {cfg[key]!r}")
 
 
 def from_config(cfg: dict, device="cpu"):
@@ -66,13 +79,19 @@ def from_config(cfg: dict, device="cpu"):
     device = torch.device(device)
     toy = cfg["dataset"] in TOY_DATASETS
     num_classes = cfg["num_classes"] if cfg["conditional"] else 0
+    # a checkpoint's config from before the activation keys counts as their defaults
+    acts = {k: cfg.get(k, d) for k, d in (("g_activation", "auto"), ("d_activation", "auto"),
+                                          ("activation_slope", 0.2))}
     if toy:
-        G = MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, num_classes=num_classes, tanh=False)
-        D = MLPCritic((2,), hidden=(cfg["d_base"],) * 3, num_classes=num_classes)
+        G = MLPGenerator((2,), z_dim=cfg["z_dim"], hidden=(cfg["g_base"],) * 3, num_classes=num_classes, tanh=False,
+                         activation=resolve_activation(MLPGenerator, acts["g_activation"]),
+                         slope=acts["activation_slope"])
+        D = MLPCritic((2,), hidden=(cfg["d_base"],) * 3, num_classes=num_classes,
+                      activation=resolve_activation(MLPCritic, acts["d_activation"]), slope=acts["activation_slope"])
     else:
         G, D = build(cfg["model"], resolution=cfg["resolution"], channels=cfg["channels"], z_dim=cfg["z_dim"],
                      num_classes=num_classes, critic_norm=cfg["critic_norm"], g_base=cfg["g_base"],
-                     d_base=cfg["d_base"])
+                     d_base=cfg["d_base"], **acts)
     if cfg["algorithm"] == "wgan-sn":
         from .. import nn as wnn  # noqa: PLC0415
 
@@ -90,6 +109,6 @@ def has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-__all__ = ["KINDS", "PAIRS", "CRITIC_NORMS", "build", "check_config", "from_config", "sample_images", "critic_norm",
-           "has_batchnorm", "MLPGenerator", "MLPCritic", "DCGANGenerator", "DCGANCritic", "ResNetGenerator",
-           "ResNetCritic"]
+__all__ = ["KINDS", "PAIRS", "ACTIVATIONS", "CRITIC_NORMS", "build", "resolve_activation", "check_config",
+           "from_config", "sample_images", "critic_norm", "has_batchnorm", "MLPGenerator", "MLPCritic",
+           "DCGANGenerator", "DCGANCritic", "ResNetGenerator", "ResNetCritic"]

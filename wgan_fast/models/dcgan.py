@@ -6,14 +6,16 @@ The 64 px pair with base=64, z_dim=128 is exactly the benchmark's DCGAN-64:
   D: Conv(64,4,2,1) LReLU(0.2) -> Conv(128,4,2,1) LReLU -> Conv(256,4,2,1) LReLU
      -> Conv(512,4,2,1) LReLU -> Conv(1,4,1,0)        (norm="none")
 Other resolutions start from a 7x7 (28 px), 4x4 (32 px) or 6x6 (96 px) map.
+`activation` (one of ACTIVATIONS, `slope` for leaky_relu) replaces G's ReLU
+or D's LReLU.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..nn.penalty_layers import Conv2d, LeakyReLU
-from .layers import CRITIC_NORMS, ClassEmbedding, Projection, critic_norm
+from ..nn.penalty_layers import Conv2d
+from .layers import ACTIVATIONS, CRITIC_NORMS, ClassEmbedding, Projection, activation_layer, critic_norm
 
 # resolution -> (first feature map size, number of stride-2 up/down layers)
 GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4), 96: (6, 4)}
@@ -26,7 +28,11 @@ def geometry(resolution: int):
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, resolution=64, channels=3, z_dim=128, base=64, num_classes=0, embed_dim=None):
+    ACTIVATIONS = ACTIVATIONS
+    DEFAULT_ACTIVATION = "relu"
+
+    def __init__(self, resolution=64, channels=3, z_dim=128, base=64, num_classes=0, embed_dim=None,
+                 activation="relu", slope=0.2):
         super().__init__()
         size0, n_up = geometry(resolution)
         self.z_dim, self.num_classes = z_dim, num_classes
@@ -34,9 +40,12 @@ class DCGANGenerator(nn.Module):
         self.cond = ClassEmbedding(num_classes, embed_dim) if num_classes else None
         in_dim = z_dim + (embed_dim if num_classes else 0)
         ch = base * 2 ** (n_up - 1)
-        layers = [nn.ConvTranspose2d(in_dim, ch, size0, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        def act():
+            return activation_layer(activation, slope, inplace=True)  # in place after BatchNorm
+
+        layers = [nn.ConvTranspose2d(in_dim, ch, size0, 1, 0, bias=False), nn.BatchNorm2d(ch), act()]
         for _ in range(n_up - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), act()]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -50,16 +59,20 @@ class DCGANGenerator(nn.Module):
 class DCGANCritic(nn.Module):
     NORMS = CRITIC_NORMS
     RESOLUTIONS = tuple(sorted(GEOMETRY))
+    ACTIVATIONS = ACTIVATIONS
+    DEFAULT_ACTIVATION = "leaky_relu"
 
-    def __init__(self, resolution=64, channels=3, base=64, num_classes=0, norm="none"):
+    def __init__(self, resolution=64, channels=3, base=64, num_classes=0, norm="none", activation="leaky_relu",
+                 slope=0.2):
         super().__init__()
         size0, n_down = geometry(resolution)
         self.num_classes = num_classes
         # the critic's layers have the cheap double backward of the penalty (wgan_fast.nn.penalty_layers)
-        layers = [Conv2d(channels, base, 4, 2, 1), LeakyReLU(0.2)]
+        layers = [Conv2d(channels, base, 4, 2, 1), activation_layer(activation, slope, critic=True)]
         ch = base
         for _ in range(n_down - 1):
-            layers += [Conv2d(ch, ch * 2, 4, 2, 1), critic_norm(norm, ch * 2), LeakyReLU(0.2)]
+            layers += [Conv2d(ch, ch * 2, 4, 2, 1), critic_norm(norm, ch * 2),
+                       activation_layer(activation, slope, critic=True)]
             ch *= 2
         self.features = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
         self.out = Conv2d(ch, 1, size0, 1, 0)

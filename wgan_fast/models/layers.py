@@ -4,7 +4,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nn import penalty_layers as pl
+
 CRITIC_NORMS = ("none", "layer", "instance", "batch")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")
+
+
+def activation_layer(name: str, slope: float = 0.2, *, critic: bool = False, inplace: bool = False) -> nn.Module:
+    """The hidden-layer activation `name` (`slope`: leaky_relu's negative slope).
+
+    A critic's come from wgan_fast.nn.penalty_layers (the penalty's cheap,
+    exact double backward); a generator's are torch's own, in place where
+    `inplace` and torch's module can be (after a BatchNorm, say).
+    """
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+    if critic:
+        return {"relu": lambda: pl.LeakyReLU(0.0), "leaky_relu": lambda: pl.LeakyReLU(slope), "elu": pl.ELU,
+                "gelu": pl.GELU, "silu": pl.SiLU, "tanh": pl.Tanh}[name]()
+    return {"relu": lambda: nn.ReLU(inplace), "leaky_relu": lambda: nn.LeakyReLU(slope, inplace),
+            "elu": lambda: nn.ELU(inplace=inplace), "gelu": nn.GELU, "silu": lambda: nn.SiLU(inplace),
+            "tanh": nn.Tanh}[name]()
 
 
 def critic_norm(kind: str, channels: int) -> nn.Module:

@@ -23,6 +23,11 @@ Every Function here leaves an undefined incoming gradient undefined
 (`set_materialize_grads(False)`): autograd still visits the forward graph of
 x_hat after the fold, and would otherwise run it on materialised zeros.
 
+ELU, GELU, SiLU and Tanh (wgan_fast.nn.smooth_activations) have non-zero
+second derivatives, which the penalty's weight gradients need: their double
+backward forms that term exactly, and the conv layers below them then give
+weight gradients in the penalty's second backward as usual.
+
 First derivatives are the stock ones; higher derivatives are exact almost
 everywhere (LeakyReLU's kink has measure zero), checked by gradgradcheck
 against autograd in tests/test_penalty_layers.py. The kernels are ATen's own
@@ -37,7 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv2d", "LeakyReLU", "conv2d", "leaky_relu", "input_grad_only", "convert_layers"]
+from .smooth_activations import ELU, GELU, SiLU, Tanh, elu, gelu, silu, tanh
+
+__all__ = ["Conv2d", "LeakyReLU", "ELU", "GELU", "SiLU", "Tanh", "conv2d", "leaky_relu", "elu", "gelu", "silu",
+           "tanh", "input_grad_only", "convert_layers"]
 
 _mode = threading.local()
 
@@ -80,7 +88,9 @@ class _Conv2d(torch.autograd.Function):
             return None, None, None, None, None
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        if ctx.grad_input_only:
+        if ctx.grad_input_only and torch.is_grad_enabled():
+            # only the penalty's first backward (create_graph) may skip them: its second reaches this
+            # forward graph through any non-zero second derivative (smooth activations, norm layers)
             need_w = need_b = False
         if not torch.is_grad_enabled():  # plain backward: one fused call
             gx, gw, gb = _conv_backward(grad_out, x, weight, ctx.geom, (need_x, need_w, need_b))
@@ -207,21 +217,46 @@ class LeakyReLU(nn.LeakyReLU):
         return leaky_relu(x, self.negative_slope)
 
 
+def _ours(m: nn.Module) -> nn.Module | None:
+    """Our layer for a stock activation module, or None."""
+    kind = type(m)
+    if kind in (nn.LeakyReLU, nn.ReLU):
+        return LeakyReLU(getattr(m, "negative_slope", 0.0))
+    if kind is nn.ELU and m.alpha >= 0:
+        return ELU(m.alpha)
+    if kind is nn.GELU and m.approximate == "none":
+        return GELU()
+    cls = {nn.SiLU: SiLU, nn.Tanh: Tanh}.get(kind)
+    return cls() if cls else None
+
+
+def _stock(m: nn.Module) -> nn.Module | None:
+    """Torch's activation module for one of ours, or None."""
+    kind = type(m)
+    if kind is LeakyReLU:
+        return nn.LeakyReLU(m.negative_slope)
+    if kind is ELU:
+        return nn.ELU(m.alpha)
+    cls = {GELU: nn.GELU, SiLU: nn.SiLU, Tanh: nn.Tanh}.get(kind)
+    return cls() if cls else None
+
+
 def convert_layers(module: nn.Module, fast: bool = True) -> nn.Module:
-    """Swap a module's Conv2d and LeakyReLU/ReLU layers in place, weights kept:
-    to ours (`fast=True`) or back to torch's (`fast=False`, the stock layers
-    the tests and benchmarks compare against). Spectrally normalised convs
-    (parametrized) are left as they are. Returns `module`."""
+    """Swap a module's Conv2d and activation layers (ReLU, LeakyReLU, ELU,
+    GELU, SiLU, Tanh) in place, weights kept: to ours (`fast=True`) or back to
+    torch's (`fast=False`, the stock layers the tests and benchmarks compare
+    against). Spectrally normalised convs (parametrized) are left as they are.
+    Returns `module`."""
     for name, m in module.named_children():
+        act = _ours(m) if fast else _stock(m)
         if isinstance(m, nn.Conv2d) and type(m) in ((nn.Conv2d,) if fast else (Conv2d,)):
             new = (Conv2d if fast else nn.Conv2d)(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                                                   m.dilation, m.groups, m.bias is not None, m.padding_mode,
                                                   device=m.weight.device, dtype=m.weight.dtype)
             new.load_state_dict(m.state_dict())
             setattr(module, name, new.to(memory_format=_memory_format(m.weight)))
-        elif type(m) in ((nn.LeakyReLU, nn.ReLU) if fast else (LeakyReLU,)):
-            slope = getattr(m, "negative_slope", 0.0)
-            setattr(module, name, LeakyReLU(slope) if fast else nn.LeakyReLU(slope))
+        elif act is not None:
+            setattr(module, name, act)
         else:
             convert_layers(m, fast)
     return module
