@@ -110,7 +110,9 @@ KEYS = (
         "rollback (resume from it with both learning rates halved, at most 3 times)",
         choices=("stop", "rollback"), resume_ok=True),
     # precision
-    Key("precision", "auto", "precision", "autocast dtype; auto: bf16 on CUDA, fp32 on CPU", choices=PRECISIONS),
+    Key("precision", "auto", "precision", "autocast dtype; auto: bf16 on CUDA and on CPUs with AMX-BF16, fp32 "
+        "on other CPUs (with AVX512-BF16 alone bf16 trained slower: docs/performance.md); the run's "
+        "config.json says what auto became (resolved.precision)", choices=PRECISIONS),
     Key("cuda_graphs", True, "precision", "capture each training iteration as one CUDA graph where possible",
         resume_ok=True),
     # logging and checkpoints
@@ -235,6 +237,7 @@ def load_yaml(path: str) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    data.pop(RESOLVED, None)  # a run's config.json: what its auto values became, not settings
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -317,6 +320,19 @@ def resume_differences(saved: dict, now: dict) -> list[str]:
     return out
 
 
+def _precision_here() -> str:
+    from .runtime import auto_precision, cpu_bf16_features  # noqa: PLC0415
+
+    bf16 = ", ".join(sorted(cpu_bf16_features())).upper().replace("_", "-") or "no bf16 instructions"
+    return f"auto = {auto_precision('cpu')} on this CPU ({bf16}), {auto_precision('cuda')} on CUDA"
+
+
+# what an `auto` value becomes on this machine, shown under the key in --help
+RESOLVED_HERE = {"precision": _precision_here}
+# the key of config.json holding what the run's auto values became (informative; ignored when read back)
+RESOLVED = "resolved"
+
+
 def help_text() -> str:
     """Every key by group: type, default, allowed values, meaning (for --help)."""
     lines = []
@@ -327,6 +343,8 @@ def help_text() -> str:
             lines.append(f"  --{k.name.replace('_', '-')} {k.type_name.upper()}{allowed}  "
                          f"(default: {_show(k.default)}){'  [may change on resume]' if k.resume_ok else ''}")
             lines.append(f"      {k.help}")
+            if k.name in RESOLVED_HERE:
+                lines.append(f"      here: {RESOLVED_HERE[k.name]()}")
         lines.append("")
     return "\n".join(lines)
 

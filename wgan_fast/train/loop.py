@@ -42,7 +42,8 @@ def train(cfg: dict, data=None, callbacks=()) -> TrainResult:
     ema_w = torch.zeros((), device=device)  # a tensor, so a captured EMA update reads this step's weight
     iteration = Iteration(cfg, parts, s.G_ema, ema_w)
     run_iteration, noise = runner(iteration, no_graphs), NoiseDraws(cfg, s)
-    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0, start_step=s.step)
+    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0, start_step=s.step,
+                 resolved=dict(device=str(device), precision=precision))
     grids = SampleGrids(cfg, s)
     clock = Clock(cfg, device, s.step)
     result = TrainResult(run_dir, s.step, "steps", best=s.best)
