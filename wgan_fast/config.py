@@ -126,7 +126,9 @@ KEYS = (
     # evaluation
     Key("eval_every", 0, "evaluation", "generator steps per evaluation of the EMA generator (0: never); the "
         "best state is kept as best.pt", low=0, resume_ok=True),
-    Key("eval_metric", "fid", "evaluation", "metric of the in-training evaluation", choices=("fid", "kid"),
+    Key("eval_metric", "fid", "evaluation", "metric of the in-training evaluation (lower is better; best.pt keeps "
+        "its best): fid, kid, or class-cov (class coverage: total variation between the domain classifier's class "
+        "shares of the samples and of real images; Fashion-MNIST/MNIST)", choices=("fid", "kid", "class-cov"),
         resume_ok=True),
     Key("eval_features", "inception", "evaluation", "inception (Inception-2015-12-05, extra [eval]) or "
         "classifier (the domain classifier: cheap, Fashion-MNIST/MNIST)", choices=("inception", "classifier"),
@@ -297,6 +299,9 @@ def validate(cfg: dict) -> None:
     toy = cfg["dataset"].startswith("toy-")
     if cfg["eval_every"] and toy:
         raise ConfigError("eval_every: image metrics do not apply to the 2-D toy datasets; set it to 0")
+    if cfg["eval_every"] and cfg["eval_metric"] == "class-cov" and cfg["dataset"] not in ("fashion-mnist", "mnist"):
+        raise ConfigError(f"eval_metric: class-cov needs the domain classifier, which knows fashion-mnist and mnist, "
+                          f"not {cfg['dataset']}; use fid or kid")
     if cfg["eval_every"] and cfg["eval_features"] == "classifier" and cfg["dataset"] not in ("fashion-mnist", "mnist"):
         raise ConfigError(f"eval_features: the domain classifier knows fashion-mnist and mnist, not "
                           f"{cfg['dataset']}; use inception")
