@@ -150,7 +150,7 @@ def test_without_fid_helper_the_pytorch_fid_download_is_tried_and_its_failure_ex
 @pytest.fixture(scope="module")
 def torch_fidelity_weights(tmp_path_factory, net):
     """Our TorchScript's weights in torch-fidelity's InceptionV3 layout (+ a random fc for logits)."""
-    ours = net.net.state_dict()
+    ours = torch.jit.load(net.path).state_dict()  # the TorchScript file itself (net.net is its rebuilt form)
     convs = [k[: -len(".weight")] for k in ours if k.endswith(".weight")]
     theirs = {}
     blocks = [n for n, _ in _torch_fidelity_blocks()]

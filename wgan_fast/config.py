@@ -116,7 +116,9 @@ KEYS = (
         "rollback (resume from it with both learning rates halved, at most 3 times)",
         choices=("stop", "rollback"), resume_ok=True),
     # precision
-    Key("precision", "auto", "precision", "autocast dtype; auto: bf16 on CUDA, fp32 on CPU", choices=PRECISIONS),
+    Key("precision", "auto", "precision", "autocast dtype; auto: bf16 on CUDA and on CPUs with AMX-BF16, fp32 "
+        "on other CPUs (with AVX512-BF16 alone bf16 trained slower: docs/performance.md); the run's "
+        "config.json says what auto became (resolved.precision)", choices=PRECISIONS),
     Key("cuda_graphs", True, "precision", "capture each training iteration as one CUDA graph where possible",
         resume_ok=True),
     # logging and checkpoints
@@ -130,7 +132,9 @@ KEYS = (
     # evaluation
     Key("eval_every", 0, "evaluation", "generator steps per evaluation of the EMA generator (0: never); the "
         "best state is kept as best.pt", low=0, resume_ok=True),
-    Key("eval_metric", "fid", "evaluation", "metric of the in-training evaluation", choices=("fid", "kid"),
+    Key("eval_metric", "fid", "evaluation", "metric of the in-training evaluation (lower is better; best.pt keeps "
+        "its best): fid, kid, or class-cov (class coverage: total variation between the domain classifier's class "
+        "shares of the samples and of real images; Fashion-MNIST/MNIST)", choices=("fid", "kid", "class-cov"),
         resume_ok=True),
     Key("eval_features", "inception", "evaluation", "inception (Inception-2015-12-05, extra [eval]) or "
         "classifier (the domain classifier: cheap, Fashion-MNIST/MNIST)", choices=("inception", "classifier"),
@@ -241,6 +245,7 @@ def load_yaml(path: str) -> dict:
         raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    data.pop(RESOLVED, None)  # a run's config.json: what its auto values became, not settings
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -300,6 +305,9 @@ def validate(cfg: dict) -> None:
     toy = cfg["dataset"].startswith("toy-")
     if cfg["eval_every"] and toy:
         raise ConfigError("eval_every: image metrics do not apply to the 2-D toy datasets; set it to 0")
+    if cfg["eval_every"] and cfg["eval_metric"] == "class-cov" and cfg["dataset"] not in ("fashion-mnist", "mnist"):
+        raise ConfigError(f"eval_metric: class-cov needs the domain classifier, which knows fashion-mnist and mnist, "
+                          f"not {cfg['dataset']}; use fid or kid")
     if cfg["eval_every"] and cfg["eval_features"] == "classifier" and cfg["dataset"] not in ("fashion-mnist", "mnist"):
         raise ConfigError(f"eval_features: the domain classifier knows fashion-mnist and mnist, not "
                           f"{cfg['dataset']}; use inception")
@@ -323,6 +331,19 @@ def resume_differences(saved: dict, now: dict) -> list[str]:
     return out
 
 
+def _precision_here() -> str:
+    from .runtime import auto_precision, cpu_bf16_features  # noqa: PLC0415
+
+    bf16 = ", ".join(sorted(cpu_bf16_features())).upper().replace("_", "-") or "no bf16 instructions"
+    return f"auto = {auto_precision('cpu')} on this CPU ({bf16}), {auto_precision('cuda')} on CUDA"
+
+
+# what an `auto` value becomes on this machine, shown under the key in --help
+RESOLVED_HERE = {"precision": _precision_here}
+# the key of config.json holding what the run's auto values became (informative; ignored when read back)
+RESOLVED = "resolved"
+
+
 def help_text() -> str:
     """Every key by group: type, default, allowed values, meaning (for --help)."""
     lines = []
@@ -333,6 +354,8 @@ def help_text() -> str:
             lines.append(f"  --{k.name.replace('_', '-')} {k.type_name.upper()}{allowed}  "
                          f"(default: {_show(k.default)}){'  [may change on resume]' if k.resume_ok else ''}")
             lines.append(f"      {k.help}")
+            if k.name in RESOLVED_HERE:
+                lines.append(f"      here: {RESOLVED_HERE[k.name]()}")
         lines.append("")
     return "\n".join(lines)
 

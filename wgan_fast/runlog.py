@@ -69,14 +69,17 @@ class RunLog:
     drops the metrics rows and TensorBoard events written after its checkpoint
     by the interrupted run, so the series has each step once."""
 
-    def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True, start_step: int = 0):
+    def __init__(self, run_dir: str, cfg: dict, total_steps: int, enabled: bool = True, start_step: int = 0,
+                 resolved: dict | None = None):
         self.dir, self.enabled, self.total = run_dir, enabled, total_steps
         self.t0 = self.t_last = time.time()
         self.tb = self.bar = None
         if not enabled:
             return
         os.makedirs(os.path.join(run_dir, "samples"), exist_ok=True)
-        write_text(os.path.join(run_dir, "config.json"), json.dumps(cfg, indent=1, sort_keys=True))
+        # the config as given, and under "resolved" what its auto values became on this machine
+        shown = dict(cfg, resolved=resolved) if resolved else cfg
+        write_text(os.path.join(run_dir, "config.json"), json.dumps(shown, indent=1, sort_keys=True))
         metrics = os.path.join(run_dir, "metrics.jsonl")
         if start_step and os.path.exists(metrics):
             kept = [r for r in read_metrics(metrics) if r.get("step", 0) <= start_step]

@@ -53,3 +53,32 @@ def resolve_device(name: str, key: str = "device"):
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"{key}: {name} asked for, but there are {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def cpu_bf16_features() -> set[str]:
+    """This CPU's bf16 instruction sets among avx512_bf16 and amx_bf16: from
+    torch's CPU capability report, else the kernel's /proc/cpuinfo flags."""
+    import torch  # noqa: PLC0415
+
+    names = ("avx512_bf16", "amx_bf16")
+    caps = getattr(torch.cpu, "get_capabilities", None)
+    if caps is not None:
+        found = caps()
+        return {n for n in names if found.get(n)}
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return set()
+    return {n for n in names if n in flags}
+
+
+def auto_precision(device_type: str) -> str:
+    """What precision=auto means on a device type: bf16 on CUDA and on CPUs with
+    AMX-BF16 (matrix tiles: bf16 products at many times the float32 rate), fp32
+    on other CPUs. AVX512-BF16 alone does not count: its dot product issues at
+    the FMA's rate where the CPU has two FMA ports, and the conversions then make
+    bf16 slower (measured on the 2-core Xeon: docs/performance.md, "bf16 on the CPU")."""
+    if device_type == "cuda":
+        return "bf16"
+    return "bf16" if "amx_bf16" in cpu_bf16_features() else "fp32"

@@ -77,6 +77,12 @@ def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str
                     f"{min(10, n_fake)} splits"))
     if "class_acc" in result:
         out.append(("class-acc", f"{result['class_acc']:.4f}", f"{n_fake} generated", "domain classifier"))
+    if "class_cov" in result:
+        shares = " ".join(f"{x:.3f}" for x in result["class_shares"])
+        out.append(("class-cov", f"{result['class_cov']:.4f}", both,
+                    f"total variation of the domain classifier's class shares; KL {result['class_kl']:.4f}"))
+        out.append(("min class share", f"{result['class_min_share']:.4f}", f"{n_fake} generated",
+                    f"shares by class: {shares}"))
     return out
 
 

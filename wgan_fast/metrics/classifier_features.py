@@ -18,6 +18,7 @@ class ClassifierFeatures:
 
         self.model = load_classifier(dataset, device)  # FileNotFoundError when it has no weights
         self.device, self.batch_size = torch.device(device), batch_size
+        self.num_classes = self.model.head[-1].out_features
         h = hashlib.sha256()
         for name, t in sorted(self.model.state_dict().items()):
             h.update(name.encode())

@@ -6,7 +6,9 @@
 Metrics: fid, kid (mean and std over subsets), pr (precision and recall,
 k = 3), is (Inception Score: needs weights with logits), class-acc (the domain
 classifier's accuracy on samples of a conditional run against the labels
-they were generated for).
+they were generated for), class-cov (class coverage: the classifier's class
+shares of the samples against its shares on the real reference images;
+class_coverage.py).
 """
 from __future__ import annotations
 
@@ -14,14 +16,15 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from .class_coverage import class_coverage
 from .frechet import fid_from_features
 from .inception import InceptionFeatures
 from .inception_score import inception_score
 from .kid import kid_from_features
 from .knn_manifolds import precision_recall
-from .reference import reference_features, split_used
+from .reference import real_images, reference_features, split_used
 
-METRICS = ("fid", "kid", "pr", "is", "class-acc")
+METRICS = ("fid", "kid", "pr", "is", "class-acc", "class-cov")
 FEATURE_METRICS = {"fid", "kid", "pr"}  # the ones comparing generated with real features
 FEATURES = ("inception", "classifier")
 KID_SUBSET_SIZE = 1000
@@ -51,7 +54,7 @@ class Evaluator:
         self.inception = self.classifier = None
         if (compare and features == "inception") or "is" in self.metrics:
             self.inception = InceptionFeatures(weights, self.device, batch_size, weights_sha256)
-        if (compare and features == "classifier") or "class-acc" in self.metrics:
+        if (compare and features == "classifier") or {"class-acc", "class-cov"} & set(self.metrics):
             from .classifier_features import ClassifierFeatures  # noqa: PLC0415
 
             self.classifier = ClassifierFeatures(cfg["dataset"], self.device)
@@ -63,7 +66,7 @@ class Evaluator:
         if "class-acc" in self.metrics and not cfg["conditional"]:
             raise UsageError("class-acc: needs a conditional run (its samples have the labels they were made for)")
         self.network = (self.inception if features == "inception" else self.classifier) if compare else None
-        self._real = None
+        self._real = self._real_classes = None
         self.reference_path = None
 
     def reference(self) -> np.ndarray:
@@ -74,6 +77,13 @@ class Evaluator:
             self._real, self.reference_path = reference_features(self.cfg, self.split, self.n_real, self.network,
                                                                  self.network.tag, self.use_cache)
         return self._real
+
+    def real_classes(self) -> np.ndarray:
+        """The classifier's predicted classes of the real reference images (computed once)."""
+        if self._real_classes is None:
+            images = real_images(self.cfg, self.split, self.n_real)
+            self._real_classes = self.classifier.logits(images).argmax(1)
+        return self._real_classes
 
     def _generated(self, images_or_generate_fn, n: int, labels):
         out = images_or_generate_fn(n) if callable(images_or_generate_fn) else images_or_generate_fn
@@ -121,5 +131,10 @@ class Evaluator:
                 raise UsageError("class-acc: the generated images came without the labels they were made for")
             predicted = self.classifier.logits(images).argmax(1)
             result["class_acc"] = float((predicted == labels.cpu().numpy()).mean())
+        if "class-cov" in self.metrics:
+            real = self.real_classes()
+            result.update(class_coverage(self.classifier.logits(images).argmax(1), real,
+                                         self.classifier.num_classes))
+            result["n_real"] = len(real)
         result["n_fake"] = n
         return result

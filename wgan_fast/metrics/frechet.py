@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from .checks import as_features, same_dim
 
@@ -18,8 +19,11 @@ def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """The Fréchet (2-Wasserstein) distance squared between N(mu1, sigma1) and N(mu2, sigma2)."""
+def frechet_distance(mu1, sigma1, mu2, sigma2, device=None) -> float:
+    """The Fréchet (2-Wasserstein) distance squared between N(mu1, sigma1) and N(mu2, sigma2).
+
+    `device`: where the two eigendecompositions run, in float64: a torch device
+    ("cuda", "cpu"), or None for CUDA when there is one, else numpy (LAPACK)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     d = mu1.shape[0]
@@ -29,17 +33,32 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     for name, a in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
         if not np.isfinite(a).all():
             raise ValueError(f"frechet_distance: {name} contains NaN or infinite values")
-    # tr (S1 S2)^(1/2) from symmetric matrices only: S1 S2 has the eigenvalues of
-    # S1^(1/2) S2 S1^(1/2), which is symmetric PSD. eigh stays real and exact
-    # enough for singular covariances (fewer samples than dimensions), where a
-    # general sqrtm needs an eps offset or returns complex noise.
-    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    m = root1 @ sigma2 @ root1
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    tr_covmean = trace_sqrt_product(sigma1, sigma2, device)
     diff = mu1 - mu2
     fid = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
     return max(fid, 0.0)  # the exact value is >= 0; a negative one is rounding (identical sets)
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, device=None) -> float:
+    """tr (S1 S2)^(1/2) of two symmetric PSD matrices, from symmetric eigendecompositions only.
+
+    S1 S2 has the eigenvalues of S1^(1/2) S2 S1^(1/2), which is symmetric PSD:
+    eigh stays real and exact enough for singular covariances (fewer samples
+    than dimensions), where a general sqrtm needs an eps offset or returns
+    complex noise."""
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
+    if device is None:
+        w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+        root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        m = root1 @ sigma2 @ root1
+        return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+    s1 = torch.as_tensor(sigma1, dtype=torch.float64, device=device)
+    s2 = torch.as_tensor(sigma2, dtype=torch.float64, device=device)
+    w, v = torch.linalg.eigh((s1 + s1.T) / 2)
+    root1 = (v * w.clamp(min=0).sqrt()) @ v.T
+    m = root1 @ s2 @ root1
+    return float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
 
 
 def fid_from_features(f_real, f_fake) -> float:

