@@ -14,6 +14,7 @@ COMMANDS = {
     "export": ("wgan_fast.commands.export", "a synthetic dataset (PNG class folders or .npz) from a run"),
     "adapt": ("wgan_fast.commands.adapt", "latent-space adaptation: sample from the latents the classifier likes"),
     "anomaly": ("wgan_fast.commands.anomaly", "rank images by a run's critic score (ROC-AUC against a reference)"),
+    "study": ("wgan_fast.study.cli", "run, report, inspect a study: a grid or search of runs on Optuna"),
     "classifier-train": ("wgan_fast.classifier.train", "train the Fashion-MNIST/MNIST domain classifier"),
 }
 

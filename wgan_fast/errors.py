@@ -12,6 +12,7 @@ A command ends with one of these codes (docs/errors.md):
     6  checkpoint: unreadable, not a wgan_fast checkpoint, or not fitting the run
     7  device: the requested device is not available (e.g. --device cuda without a GPU)
     8  below threshold: a result missed a threshold the user set (nothing written)
+    9  storage: a study's storage cannot be opened, reached or used
     130 interrupted (Ctrl-C)
 
 An expected failure is one line on stderr, `wgan_fast.<command>: <kind>: <what
@@ -74,9 +75,15 @@ class BelowThreshold(WganFastError):
     exit_code, kind = 8, "below threshold"
 
 
+class StorageError(WganFastError):
+    """A study's storage (its journal file or database) cannot be opened, reached or used."""
+
+    exit_code, kind = 9, "storage error"
+
+
 EXIT_CODES = {0: "done", 1: "a bug (traceback printed)", 2: UsageError.kind, 3: NonFiniteError.kind,
               4: DataError.kind, 5: MissingDependency.kind, 6: CheckpointError.kind, 7: DeviceError.kind,
-              8: BelowThreshold.kind,
+              8: BelowThreshold.kind, 9: StorageError.kind,
               130: "interrupted"}
 
 

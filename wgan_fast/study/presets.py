@@ -1,0 +1,92 @@
+"""Named studies: the comparisons this project's reports ran, on Fashion-MNIST
+(any dataset by `--set base.dataset=... --set base.data_dir=...`).
+
+`study run loss-comparison` runs one; `study run loss-comparison --show`
+prints its YAML to copy and edit. Budgets are sized for the 2-core CPU (a few
+minutes a trial); raise them on a GPU with --set budget.steps=N.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+from .. import config
+from ..errors import ConfigError
+
+# one DCGAN pair at Fashion-MNIST's native 28 px; each algorithm keeps its own
+# optimiser settings from the literature (config.ALGORITHM_DEFAULTS)
+_DCGAN_FASHION = {"dataset": "fashion-mnist", "model": "dcgan", "resolution": 28, "channels": 1, "batch_size": 64,
+                  "log_every": 50, "sample_every": 500, "ckpt_every": 500}
+# FID over the domain classifier's features: cheap enough to measure every 500 steps on a CPU
+# (--set objective.features=inception for Inception features, extra [eval])
+_FID = {"metric": "fid", "features": "classifier", "n": 2000, "every": 500, "direction": "minimize"}
+
+
+def _search_space() -> dict:
+    space = {"lr_d": {"low": 1e-5, "high": 1e-3, "log": True}, "lr_g": {"low": 1e-5, "high": 1e-3, "log": True},
+             "batch_size": {"choices": [32, 64, 128]}}
+    for key in ("g_activation", "d_activation"):  # the models' activations, where this version has them
+        if key in config.KEY and config.KEY[key].choices:
+            space[key] = {"choices": list(config.KEY[key].choices)}
+    return space
+
+
+STUDY_PRESETS = {
+    "loss-comparison": {
+        "name": "loss-comparison",
+        "description": "GAN vs WGAN-clip vs WGAN-GP vs WGAN-SN on one DCGAN, Fashion-MNIST, the same budget, FID "
+                       "over time",
+        "base": dict(_DCGAN_FASHION),
+        "grid": {"algorithm": ["gan", "wgan-clip", "wgan-gp", "wgan-sn"]},
+        "seeds": [0, 1],
+        "budget": {"minutes": 4.0, "steps": 40000},
+        "objective": dict(_FID),
+        "pruner": "none",
+    },
+    "penalty-weight": {
+        "name": "penalty-weight",
+        "description": "WGAN-GP's penalty weight lambda in {0.1, 1, 10, 100}, DCGAN, Fashion-MNIST",
+        "base": dict(_DCGAN_FASHION, algorithm="wgan-gp", n_critic=1, lr_d=4e-4, lr_g=1e-4),
+        "grid": {"gp_weight": [0.1, 1.0, 10.0, 100.0]},
+        "seeds": [0, 1],
+        "budget": {"minutes": 4.0, "steps": 40000},
+        "objective": dict(_FID),
+        "pruner": "none",
+    },
+    "lr-batch-search": {
+        "name": "lr-batch-search",
+        "description": "TPE search over the learning rates, the batch size (and the activations where the models "
+                       "have them) of WGAN-GP, DCGAN, Fashion-MNIST; median pruning on FID",
+        "base": dict(_DCGAN_FASHION, algorithm="wgan-gp", n_critic=1),
+        "search": _search_space(),
+        "n_trials": 20,
+        "seeds": [0],
+        "budget": {"minutes": 3.0, "steps": 40000},
+        "objective": dict(_FID),
+        "pruner": {"name": "median", "n_startup_trials": 4, "n_warmup_steps": 500},
+    },
+}
+
+
+def definition_of(path_or_name: str) -> dict:
+    """The raw definition in a YAML file, or a copy of the named preset."""
+    if not os.path.exists(path_or_name) and path_or_name in STUDY_PRESETS:
+        return copy.deepcopy(STUDY_PRESETS[path_or_name])
+    if not os.path.exists(path_or_name) and not path_or_name.endswith((".yaml", ".yml")):
+        raise ConfigError(f"{path_or_name}: neither a study YAML file nor a study preset "
+                          f"(presets: {', '.join(STUDY_PRESETS)})")
+    import yaml  # noqa: PLC0415
+
+    try:
+        with open(path_or_name) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path_or_name}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"study file {path_or_name} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"study file {path_or_name} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"study file {path_or_name} must hold a mapping (name:, base:, grid: ...), got "
+                          f"{type(raw).__name__}")
+    return raw
