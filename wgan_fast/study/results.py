@@ -46,16 +46,22 @@ def metric_names(rows) -> list[str]:
     return sorted({k[2:] for r in rows for k in r if k.startswith("m_")})
 
 
+def metric_column(name: str, spec) -> str:
+    """A metric's column; `last_<name>` where a varied key has its name (lr_d: the key and the logged rate)."""
+    return f"last_{name}" if name in spec.varied or name in ("seed", "objective") else name
+
+
 def csv_text(rows, spec) -> str:
     """results.csv: number, state, attempts, each varied key, seed, objective, every metric measured, steps,
     wall seconds, it/s, run folder, error."""
     metrics = metric_names(rows)
-    columns = list(FIXED) + spec.varied + ["seed", "objective"] + metrics + list(TAIL[1:])
+    columns = list(FIXED) + spec.varied + ["seed", "objective"] + [metric_column(m, spec) for m in metrics] + \
+        list(TAIL[1:])
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(columns)
     for r in rows:
-        values = {**r, **{m: r.get(f"m_{m}") for m in metrics}}
+        values = {**r, **{metric_column(m, spec): r.get(f"m_{m}") for m in metrics}}
         w.writerow(["" if values.get(c) is None else values[c] for c in columns])
     return out.getvalue()
 

@@ -68,6 +68,19 @@ def earlier_curve(study, frozen, run_dir: str) -> list:
     return [p for p in best if p[0] <= step]
 
 
+def make_pruner(spec):
+    """The pruner of the study's definition (Optuna's defaults for what it leaves out)."""
+    import optuna  # noqa: PLC0415
+
+    args = {k: v for k, v in spec.pruner.items() if k != "name"}
+    if spec.pruner["name"] == "median":
+        return optuna.pruners.MedianPruner(**args)
+    if spec.pruner["name"] == "hyperband":
+        args.setdefault("min_resource", spec.objective["every"])
+        return optuna.pruners.HyperbandPruner(max_resource=spec.budget.get("steps", "auto"), **args)
+    return optuna.pruners.NopPruner()
+
+
 def watch_owner() -> None:
     """End this process when the study process that started it is gone (kill -9 included)."""
     owner = int(os.environ.get("WGAN_FAST_STUDY_OWNER", "0") or 0)
@@ -117,8 +130,9 @@ def run_trial(args) -> int:
     storage = os.environ.get("WGAN_FAST_STUDY_STORAGE", "")
     if not storage:
         raise errors.UsageError("WGAN_FAST_STUDY_STORAGE is not set: trials are started by `study run`")
-    study = optuna.load_study(study_name=args.study, storage=open_storage(storage))
-    spec = spec_mod.from_dict(study.user_attrs[DEFINITION_ATTR])
+    storage_obj = open_storage(storage)
+    spec = spec_mod.from_dict(optuna.load_study(study_name=args.study, storage=storage_obj).user_attrs[DEFINITION_ATTR])
+    study = optuna.load_study(study_name=args.study, storage=storage_obj, pruner=make_pruner(spec))
     frozen = study._storage.get_trial(args.trial_id)
     attrs = frozen.user_attrs
     trials_dir = os.path.join(args.study_dir, "trials")
