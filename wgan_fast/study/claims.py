@@ -124,7 +124,9 @@ class SqlClaims:
         import sqlalchemy as sa  # noqa: PLC0415
 
         self.sa, self.study = sa, study
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        from .storage import with_driver  # noqa: PLC0415
+
+        self.engine = sa.create_engine(with_driver(url), pool_pre_ping=True)
         meta = sa.MetaData()
         self.table = sa.Table(
             self.TABLE, meta,

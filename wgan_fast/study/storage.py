@@ -34,6 +34,17 @@ def shown(storage: str) -> str:
         return storage.split("@")[-1]
 
 
+def with_driver(url: str) -> str:
+    """postgresql:// with the driver that is installed: SQLAlchemy 2.1 means psycopg (3) by it, the study extra
+    installs psycopg2."""
+    import importlib.util  # noqa: PLC0415
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
 def default_storage(study_dir: str) -> str:
     return os.path.abspath(os.path.join(study_dir, JOURNAL))
 
@@ -53,7 +64,7 @@ def open_storage(storage: str):
     last = None
     for _ in range(3):  # several workers creating the tables at once may collide; the second try finds them
         try:
-            return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
+            return optuna.storages.RDBStorage(with_driver(storage), engine_kwargs={"pool_pre_ping": True})
         except ImportError as exc:
             raise StorageError(f"storage {shown(storage)}: its database driver is missing ({exc}); for PostgreSQL "
                                f"pip install 'wgan_fast[study]'") from None
