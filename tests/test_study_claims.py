@@ -22,7 +22,11 @@ def _claim_all(kind, where, out):
 @pytest.mark.parametrize("kind", ["file", "sql"])
 def test_concurrent_processes_claim_each_key_once(tmp_path, kind):
     pytest.importorskip("sqlalchemy")
-    where = str(tmp_path / "claims") if kind == "file" else f"sqlite:///{tmp_path}/claims.db"
+    race_for_claims(kind, str(tmp_path / "claims") if kind == "file" else f"sqlite:///{tmp_path}/claims.db")
+
+
+def race_for_claims(kind, where):
+    """Four processes claim the same 40 keys at once: each key is won by exactly one."""
     if kind == "sql":
         SqlClaims(where, "s")  # the table, before four processes race for rows (sqlite locks the whole file)
     ctx = multiprocessing.get_context("fork")

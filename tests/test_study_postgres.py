@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("optuna", reason="the study extra (optuna) is not installed: pip install 'wgan_fast[study]'")
 pytest.importorskip("psycopg2", reason="psycopg2 (extra [study]) is not installed")
 
+from test_study_claims import race_for_claims  # noqa: E402
 from test_study import TOY_BASE, attempts_started, read_csv, study_env, write_study  # noqa: E402
 
 PG_BIN = next((d for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
@@ -72,3 +73,7 @@ def test_two_workers_share_a_postgres_study_and_no_point_runs_twice(tmp_path, po
     rows = read_csv(machines[0] / "pg" / "results.csv")
     assert sorted(r["state"] for r in rows) == ["COMPLETE"] * 4
     assert len({(r["gp_weight"], r["seed"]) for r in rows}) == 4
+
+
+def test_racing_processes_claim_each_trial_once_on_postgres(postgres_url):
+    race_for_claims("sql", postgres_url)

@@ -19,8 +19,9 @@ GOOD = {"name": "s", "base": {"preset": "toy-8gaussians", "batch_size": 64}, "gr
         "seeds": [0, 1], "budget": {"steps": 20}, "objective": {"metric": "wdist", "every": 10}}
 
 
-def _with(path, value):
-    d = copy.deepcopy(GOOD)
+def _with(path, value, definition=None):
+    """A copy of the definition (GOOD) with the value at the dotted path set (or deleted)."""
+    d = copy.deepcopy(GOOD if definition is None else definition)
     parts = path.split(".")
     node = d
     for p in parts[:-1]:
@@ -115,14 +116,7 @@ BAD_SEARCH = [
 
 @pytest.mark.parametrize("path,value,named", BAD_SEARCH, ids=[f"{p}={v!r}"[:40] for p, v, _ in BAD_SEARCH])
 def test_every_search_error_names_its_key(path, value, named):
-    d = copy.deepcopy(SEARCH)
-    node, parts = d, path.split(".")
-    for p in parts[:-1]:
-        node = node[p]
-    if value is DELETE:
-        del node[parts[-1]]
-    else:
-        node[parts[-1]] = value
+    d = _with(path, value, SEARCH)
     with pytest.raises(StudySpecError) as info:
         spec_mod.from_dict(d)
     assert named in str(info.value), str(info.value)

@@ -230,7 +230,8 @@ def resolve(overrides: dict | None = None, yaml_path: str | None = None) -> dict
     return cfg
 
 
-def load_yaml(path: str) -> dict:
+def load_yaml(path: str, what: str = "config file") -> dict:
+    """A YAML file's mapping (keys with - read as _); ConfigError naming the file (as `what`) otherwise."""
     from .errors import require  # noqa: PLC0415
 
     yaml = require("yaml", "core", "reading a YAML config")
@@ -238,13 +239,13 @@ def load_yaml(path: str) -> dict:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+        raise ConfigError(f"{what} {path} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+        raise ConfigError(f"{what} {path} must hold a mapping of key: value, got {type(data).__name__}")
     data.pop(RESOLVED, None)  # a run's config.json: what its auto values became, not settings
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 

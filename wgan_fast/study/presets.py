@@ -31,28 +31,20 @@ def _search_space() -> dict:
     return space
 
 
+def _grid_study(name: str, description: str, base: dict, grid: dict) -> dict:
+    """Two seeds, 4 minutes a trial (at most 40k steps), FID every 500 steps, no pruning."""
+    return {"name": name, "description": description, "base": base, "grid": grid, "seeds": [0, 1],
+            "budget": {"minutes": 4.0, "steps": 40000}, "objective": dict(_FID), "pruner": "none"}
+
+
 STUDY_PRESETS = {
-    "loss-comparison": {
-        "name": "loss-comparison",
-        "description": "GAN vs WGAN-clip vs WGAN-GP vs WGAN-SN on one DCGAN, Fashion-MNIST, the same budget, FID "
-                       "over time",
-        "base": dict(_DCGAN_FASHION),
-        "grid": {"algorithm": ["gan", "wgan-clip", "wgan-gp", "wgan-sn"]},
-        "seeds": [0, 1],
-        "budget": {"minutes": 4.0, "steps": 40000},
-        "objective": dict(_FID),
-        "pruner": "none",
-    },
-    "penalty-weight": {
-        "name": "penalty-weight",
-        "description": "WGAN-GP's penalty weight lambda in {0.1, 1, 10, 100}, DCGAN, Fashion-MNIST",
-        "base": dict(_DCGAN_FASHION, algorithm="wgan-gp", n_critic=1, lr_d=4e-4, lr_g=1e-4),
-        "grid": {"gp_weight": [0.1, 1.0, 10.0, 100.0]},
-        "seeds": [0, 1],
-        "budget": {"minutes": 4.0, "steps": 40000},
-        "objective": dict(_FID),
-        "pruner": "none",
-    },
+    "loss-comparison": _grid_study(
+        "loss-comparison", "GAN vs WGAN-clip vs WGAN-GP vs WGAN-SN on one DCGAN, Fashion-MNIST, the same budget, "
+        "FID over time", dict(_DCGAN_FASHION), {"algorithm": ["gan", "wgan-clip", "wgan-gp", "wgan-sn"]}),
+    "penalty-weight": _grid_study(
+        "penalty-weight", "WGAN-GP's penalty weight lambda in {0.1, 1, 10, 100}, DCGAN, Fashion-MNIST",
+        dict(_DCGAN_FASHION, algorithm="wgan-gp", n_critic=1, lr_d=4e-4, lr_g=1e-4),
+        {"gp_weight": [0.1, 1.0, 10.0, 100.0]}),
     "lr-batch-search": {
         "name": "lr-batch-search",
         "description": "TPE search over the learning rates, the batch size (and the activations where the models "
@@ -75,18 +67,4 @@ def definition_of(path_or_name: str) -> dict:
     if not os.path.exists(path_or_name) and not path_or_name.endswith((".yaml", ".yml")):
         raise ConfigError(f"{path_or_name}: neither a study YAML file nor a study preset "
                           f"(presets: {', '.join(STUDY_PRESETS)})")
-    import yaml  # noqa: PLC0415
-
-    try:
-        with open(path_or_name) as f:
-            raw = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"study file not found: {path_or_name}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"study file {path_or_name} cannot be read: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"study file {path_or_name} is not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"study file {path_or_name} must hold a mapping (name:, base:, grid: ...), got "
-                          f"{type(raw).__name__}")
-    return raw
+    return config.load_yaml(path_or_name, what="study file")
