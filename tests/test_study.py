@@ -171,3 +171,31 @@ def test_a_search_samples_each_point_once_and_runs_it_for_every_seed(tmp_path):
     assert sorted(map(sorted, points.values())) == [[0, 1], [0, 1]]
     report = (tmp_path / "studies/s/report.md").read_text()
     assert "figures/optimization_history.png" in report and (tmp_path / "studies/s/figures/optimization_history.png").exists()
+
+
+def test_an_fid_objective_is_measured_by_the_in_training_evaluation(tmp_path):
+    """FID over the domain classifier's features every 2 steps, on a tiny Fashion-MNIST written as IDX files."""
+    import numpy as np
+    from helpers import write_idx
+
+    data = tmp_path / "fashion"
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for split, n in (("train", 64), ("t10k", 32)):
+        write_idx(data / f"{split}-images-idx3-ubyte.gz", rng.randint(0, 255, (n, 28, 28)).astype(np.uint8), True)
+        write_idx(data / f"{split}-labels-idx1-ubyte.gz", rng.randint(0, 10, n).astype(np.uint8), True)
+    base = {"dataset": "fashion-mnist", "data_dir": str(data), "model": "mlp", "resolution": 28, "z_dim": 8,
+            "g_base": 8, "d_base": 8, "batch_size": 8, "n_critic": 1, "sample_every": 4, "tensorboard": False,
+            "device": "cpu"}
+    yaml_path = write_study(tmp_path / "f.yaml", name="f", base=base, grid={"lr_d": [1e-4, 1e-3]},
+                            budget={"steps": 4},
+                            objective={"metric": "fid", "features": "classifier", "n": 16, "every": 2})
+    r = study("run", yaml_path, cwd=tmp_path, WGAN_FAST_CACHE=str(tmp_path / "cache"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = read_csv(tmp_path / "studies/f/results.csv")
+    assert [row["state"] for row in rows] == ["COMPLETE", "COMPLETE"]
+    for row in rows:
+        assert float(row["objective"]) == pytest.approx(float(row["eval_fid"])) and float(row["objective"]) > 0
+        evals = [json.loads(line) for line in open(os.path.join(row["run_dir"], "metrics.jsonl")) if "eval_fid" in line]
+        assert [e["step"] for e in evals] == [2, 4] and all(e["eval_n"] == 16 for e in evals)
+    assert "fid (classifier features, 16 samples vs 16 real)" in (tmp_path / "studies/f/report.md").read_text()
