@@ -16,6 +16,7 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text
 from . import results
+from .spec import LOG_METRICS
 
 FIGURES = "figures"
 
@@ -42,8 +43,7 @@ def write_report(study, spec, study_dir: str) -> str:
 def markdown(spec, rows, groups, figures, notes) -> str:
     obj = spec.objective
     measured = (f"{obj['metric']} ({obj['features']} features, {obj['n']} samples vs {obj['n_real']} real)"
-                if obj["metric"] not in ("wdist", "loss_d", "loss_g", "penalty", "gnorm_mean", "d_real", "d_fake",
-                                         "images_per_s") else f"{obj['metric']} (training log)")
+                if obj["metric"] not in LOG_METRICS else f"{obj['metric']} (training log)")
     budget = ", ".join(f"{v:g} {k}" for k, v in spec.budget.items())
     states = {s: sum(r["state"] == s for r in rows) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "INTERRUPTED")}
     lines = [f"# Study {spec.name}", ""]
