@@ -105,6 +105,12 @@ def test_failing_and_pruned_trials_are_recorded_and_the_study_goes_on(tmp_path):
     report = (tmp_path / "studies/fp/report.md").read_text()
     assert "Failed trials:" in report and "non-finite" in report
     assert "trial 1 pruned" in r.stderr and "trial 2 fail" in r.stderr
+    # --retry-failed runs the failed trial once more (and fails again)
+    again = study("run", yaml_path, "--retry-failed", cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr.count(" started: ") == 1, again.stderr[-3000:]
+    rows = {float(r["gp_weight"]): r for r in read_csv(tmp_path / "studies/fp/results.csv")}
+    assert [rows[g]["attempts"] for g in (0.1, 100.0, 1.0e38)] == ["1", "1", "2"] and rows[1.0e38]["state"] == "FAIL"
+    assert attempts_started(failed["run_dir"]) == 2
 
 
 def _wait_for(predicate, timeout, what):

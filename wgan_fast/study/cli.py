@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out-dir", default="studies", help="folder of study folders")
     run.add_argument("--resume", action="store_true",
                      help="continue a study stored with another definition, under this one (finished trials kept)")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="run the failed trials again, each from its run folder's newest checkpoint")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="change the definition: budget.steps=200, base.data_dir=~/data, seeds=[0,1] (repeatable)")
     run.add_argument("--show", action="store_true", help="print the checked definition as YAML and exit")

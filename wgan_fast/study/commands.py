@@ -32,7 +32,10 @@ def cmd_run(args) -> int:
     write_manifest(study_dir, spec.name, storage)
     _say(f"study {spec.name}: {len(spec.trials())} trials ({len(spec.points())} configurations x "
          f"{len(spec.seeds)} seeds), {args.workers} worker(s), storage {shown(storage)}")
-    counts = Workers(spec, study, claims, storage, study_dir, args.workers).run()
+    import datetime  # noqa: PLC0415
+
+    retry_before = datetime.datetime.now() if args.retry_failed else None
+    counts = Workers(spec, study, claims, storage, study_dir, args.workers, retry_before).run()
     done = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none"
     _say(f"study {spec.name}: finished; trials run by this process: {done}")
     if not args.no_report:

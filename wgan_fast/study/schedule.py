@@ -53,7 +53,13 @@ def is_done(trial) -> bool:
     return trial is not None and trial.state.is_finished() and trial.user_attrs.get("fail_kind") != STALE
 
 
-def take_next(spec: Spec, study, claims, grace: float):
+def retried(trial, retry_before) -> bool:
+    """A trial that failed before `retry_before` (a datetime: this `study run --retry-failed` began) runs again."""
+    return (retry_before is not None and trial.state.name == "FAIL" and trial.user_attrs.get("fail_kind") == "error"
+            and trial.datetime_complete is not None and trial.datetime_complete < retry_before)
+
+
+def take_next(spec: Spec, study, claims, grace: float, retry_before=None):
     """A Taken trial now owned by this process, or "wait" (others run what is left), or "done"."""
     trials = study.get_trials(deepcopy=False)
     by_attempt = attempts_by_key(trials)
@@ -63,9 +69,9 @@ def take_next(spec: Spec, study, claims, grace: float):
         claim, attempt, stale = latest.get(key_hash(ts.key)), 0, None
         if claim is not None:
             trial = by_attempt.get((ts.key, claim.attempt))
-            if is_done(trial):
+            if is_done(trial) and not retried(trial, retry_before):
                 continue
-            if claim.alive(grace, now):
+            if not is_done(trial) and claim.alive(grace, now):
                 pending = True
                 continue
             attempt, stale = claim.attempt + 1, trial
@@ -88,10 +94,11 @@ def mark_stale(study, trial, claim) -> None:
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial._trial_id, "fail_kind", STALE)
+        if trial.state.is_finished():  # a failed trial run again (--retry-failed) keeps its error
+            return
         storage.set_trial_user_attr(trial._trial_id, "error", f"its worker ({claim.host} pid {claim.pid}) stopped; "
                                                                f"the next attempt resumes its run folder")
-        if not trial.state.is_finished():
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except Exception:  # noqa: BLE001 - another worker marked it first
         pass
 

@@ -148,6 +148,8 @@ def run_trial(args) -> int:
     curve = earlier_curve(study, frozen, run_dir)
     offset = curve[-1][1] if curve else 0.0
     overrides = spec.train_overrides(frozen.params, attrs["seed"], attrs["run_name"], trials_dir)
+    if not checkpoint.list_checkpoints(run_dir):  # an earlier attempt's logs without a checkpoint: start afresh
+        overrides.update(resume=False, overwrite=True)
     if spec.budget.get("minutes"):  # a resumed attempt gets what is left of the wall-time budget
         overrides["max_minutes"] = max(spec.budget["minutes"] - offset / 60, 0.05)
     cfg = config.resolve(overrides)

@@ -42,6 +42,7 @@ class Workers:
     storage: str
     study_dir: str
     n: int
+    retry_before: object = None  # --retry-failed: trials that failed before this datetime run again
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     running: dict = field(default_factory=dict)   # trial key -> Running
@@ -70,7 +71,7 @@ class Workers:
     def _loop(self, slot: int) -> None:
         while not self.stopping.is_set():
             with self.lock:
-                taken = schedule.take_next(self.spec, self.study, self.claims, GRACE_S)
+                taken = schedule.take_next(self.spec, self.study, self.claims, GRACE_S, self.retry_before)
             if taken == "done":
                 return
             if taken == "wait":
@@ -83,6 +84,8 @@ class Workers:
         run_dir = os.path.join(self.study_dir, "trials", ts.run_name)
         os.makedirs(run_dir, exist_ok=True)
         log_path = os.path.join(run_dir, "trial.log")
+        with self.lock:  # the run folder of every trial, failed ones too, in results.csv
+            self.study._storage.set_trial_user_attr(taken.trial_id, "run_dir", os.path.abspath(run_dir))
         what = " ".join(f"{k}={v}" for k, v in taken.params.items())
         _say(f"trial {taken.number} started: {what} seed={ts.seed}" + (f" (attempt {taken.attempt + 1}, resuming "
                                                                        f"{run_dir})" if taken.attempt else ""))
