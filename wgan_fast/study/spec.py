@@ -21,7 +21,7 @@ STUDY_OWNED = {"name": "the study names each trial's run folder", "out_dir": "tr
 EVAL_KEYS = ("eval_every", "eval_metric", "eval_features", "eval_n", "eval_n_real")
 BUDGET_KEYS = ("steps", "max_minutes", "cpu_max_minutes")
 # objective metrics: measured by the in-training evaluation, once at the end, or read from the training log
-EVAL_METRICS = ("fid", "kid")
+EVAL_METRICS = ("fid", "kid", "class_cov")  # class_cov: eval_metric class-cov
 END_METRICS = ("precision", "recall", "class_acc")
 LOG_METRICS = ("wdist", "loss_d", "loss_g", "penalty", "gnorm_mean", "d_real", "d_fake", "images_per_s")
 METRICS = EVAL_METRICS + END_METRICS + LOG_METRICS
@@ -93,7 +93,7 @@ class Spec:
         o["cpu_max_minutes"] = 0.0
         metric, every = self.objective["metric"], self.objective["every"]
         if metric in EVAL_METRICS:
-            o.update(eval_every=every, eval_metric=metric, eval_features=self.objective["features"],
+            o.update(eval_every=every, eval_metric=metric.replace("_", "-"), eval_features=self.objective["features"],
                      eval_n=self.objective["n"], eval_n_real=self.objective["n_real"])
         elif metric in LOG_METRICS:
             o["log_every"] = every
