@@ -26,13 +26,14 @@ MANIFEST = os.path.join(HERE, "weights.json")
 DATASETS = ("fashion-mnist", "mnist")
 SIZE = 28
 FEATURES = 128
+NUM_CLASSES = 10  # both datasets have ten
 
 
 class DomainClassifier(nn.Module):
     """Three conv blocks (32, 64, 128 channels; BN, ReLU, 2x2 max-pool) and a
     128-unit hidden layer: ~240k parameters, ~1 MB of float32 weights."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = NUM_CLASSES):
         super().__init__()
 
         def block(cin, cout):

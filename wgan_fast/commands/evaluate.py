@@ -1,8 +1,10 @@
 """Score a trained run: FID, KID, precision/recall (and IS, class accuracy)
-of its samples against real images of its dataset.
+of its samples against real images of its dataset; and what its samples are
+worth downstream: CAS, augmentation gain, memorization.
 
     wgan-fast evaluate --run runs/x [--metrics fid,kid,pr,class-acc] [--n 10000]
                                  [--split train|test] [--n-real N]
+    wgan-fast evaluate --run runs/x --metrics cas,augmentation,memorization
 
 Prints a table (every number beside its sample counts: FID is biased at
 small counts) and writes it as JSON to <run>/eval/. See docs/evaluation.md.
@@ -16,10 +18,11 @@ import time
 import warnings
 
 from .. import run_folder
-from ..errors import CheckpointError
+from ..atomic import write_text
+from ..errors import CheckpointError, UsageError
 from ..metrics import METRICS, Evaluator
 from ..metrics.inception import DIM
-from . import common
+from . import common, downstream
 
 # The config keys that decide what a checkpoint's generator makes (and against which data it is judged).
 ARCH_KEYS = ("dataset", "model", "resolution", "channels", "z_dim", "g_base", "conditional", "num_classes")
@@ -27,7 +30,8 @@ ARCH_KEYS = ("dataset", "model", "resolution", "channels", "z_dim", "g_base", "c
 
 def parse_args(argv=None):
     p = common.parser("evaluate", __doc__)  # --run, --ckpt, --device, --seed (noise and labels), --no-ema
-    p.add_argument("--metrics", default="fid,kid,pr", help=f"comma-separated, of {', '.join(METRICS)}")
+    p.add_argument("--metrics", default="fid,kid,pr",
+                   help=f"comma-separated, of {', '.join(METRICS + downstream.DOWNSTREAM)}")
     p.add_argument("--n", type=int, default=None, help="generated samples (default: 10000 on CUDA, 2000 on CPU)")
     p.add_argument("--n-real", type=int, default=None, help="real reference images (default: --n)")
     p.add_argument("--split", default="test", choices=("train", "test"), help="the dataset split of the real images")
@@ -39,7 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=None, help="images per feature batch (default: 200 CUDA, 50 CPU)")
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--out", default=None,
-                   help="JSON file to write (default: <run>/eval/step_<step>_n<n>_<split>_<features>.json)")
+                   help="JSON file to write (default: <run>/eval/step_<step>_n<n>_<split>_<features>.json); "
+                        "figures go beside it")
+    downstream.add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -59,7 +65,7 @@ def check_architecture(run: run_folder.Run) -> None:
 
 def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str, str]]:
     """(metric, value, samples, note) rows of the table."""
-    n_fake, n_real = result["n_fake"], result.get("n_real")
+    n_fake, n_real = result.get("n_fake"), result.get("n_real")
     both = f"{n_fake} generated vs {n_real} real ({split})"
     out = []
     if "fid" in result:
@@ -86,29 +92,48 @@ def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str
     return out
 
 
+def _metric_names(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the Evaluator's metrics, the downstream ones) of --metrics."""
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in METRICS + downstream.DOWNSTREAM]
+    if unknown or not names:
+        raise UsageError(f"--metrics: unknown {', '.join(map(repr, unknown)) or 'none given'} "
+                         f"(known: {', '.join(METRICS + downstream.DOWNSTREAM)})")
+    return tuple(m for m in names if m in METRICS), tuple(m for m in names if m in downstream.DOWNSTREAM)
+
+
 def evaluate(args) -> dict:
     run = common.open_run(args)
     device = run.device
     check_architecture(run)
     n = args.n or (10000 if device.type == "cuda" else 2000)
     n_real = args.n_real or n
-    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    image_metrics, downstream_metrics = _metric_names(args.metrics)
+    features = args.features if image_metrics else None
     t0 = time.time()
+    ev, result = None, {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ev = Evaluator(run.cfg, device, metrics=metrics, n_real=n_real, split=args.split, features=args.features,
-                       weights=args.weights, weights_sha256=args.weights_sha256, batch_size=args.batch_size,
-                       kid_subsets=args.kid_subsets)
-        result = ev.score(lambda k: run_folder.generate(run, k, seed=args.seed, ema=not args.no_ema), n)
+        if image_metrics:
+            ev = Evaluator(run.cfg, device, metrics=image_metrics, n_real=n_real, split=args.split,
+                           features=args.features, weights=args.weights, weights_sha256=args.weights_sha256,
+                           batch_size=args.batch_size, kid_subsets=args.kid_subsets)
+        split = ev.split if ev else args.split
+        out = args.out or os.path.join(run.run_dir, "eval", f"step_{run.step:08d}_n{n}_{split}_"
+                                       f"{features or 'downstream'}.json")
+        if ev:
+            result = ev.score(lambda k: run_folder.generate(run, k, seed=args.seed, ema=not args.no_ema), n)
+        result.update(downstream.run_metrics(run, downstream_metrics, n, args, downstream.figure_prefix(out)))
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)))
-    net = ev.network or ev.inception or ev.classifier
+    net = ev and (ev.network or ev.inception or ev.classifier)
     report = dict(run=run.run_dir, ckpt=run.ckpt_path, step=run.step, ema=not args.no_ema, seed=args.seed,
-                  dataset=run.cfg["dataset"], split=ev.split, resolution=run.cfg["resolution"],
-                  features=ev.features, network=net.tag if net else None,
-                  weights=getattr(ev.inception, "path", None), weights_sha256=getattr(ev.inception, "sha256", None),
-                  reference_cache=ev.reference_path, device=str(device), seconds=round(time.time() - t0, 1),
+                  dataset=run.cfg["dataset"], split=split, resolution=run.cfg["resolution"],
+                  features=features, network=net.tag if net else None,
+                  weights=getattr(ev and ev.inception, "path", None),
+                  weights_sha256=getattr(ev and ev.inception, "sha256", None),
+                  reference_cache=ev and ev.reference_path, device=str(device), seconds=round(time.time() - t0, 1),
                   metrics=result, notes=notes)
-    table = rows(result, ev.split, args.kid_subsets)
+    table = rows(result, split, args.kid_subsets) + downstream.rows(result)
     width = [max(len(r[i]) for r in table + [("metric", "value", "samples", "note")]) for i in range(4)]
     print(f"{run.run_dir}  step {run.step} ({'EMA' if report['ema'] else 'trained'} generator)  "
           f"features: {report['network']}  on {device}, {report['seconds']} s")
@@ -116,10 +141,7 @@ def evaluate(args) -> dict:
         print("  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip())
     for note in notes:
         print(f"note: {note}")
-    out = args.out or os.path.join(run.run_dir, "eval", f"step_{run.step:08d}_n{n}_{ev.split}_{ev.features}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_text(out, json.dumps(report, indent=2))
     print(f"wrote {out}")
     return report
 

@@ -39,19 +39,19 @@ def split_used(cfg: dict, split: str) -> str:
     return split
 
 
-def _all_images(cfg: dict, split: str):
-    """uint8 (N, H, W[, C]) images of an array dataset's split."""
+def split_arrays(cfg: dict, split: str):
+    """(uint8 images (N, H, W[, C]), int64 labels or None) of an array dataset's train or test split."""
     name = cfg["dataset"]
     if split == "train":
-        return data.load_arrays(cfg)[0]  # exactly what the trainer reads
+        return data.load_arrays(cfg)  # exactly what the trainer reads
     if name == "fashion-mnist":
-        return idx.load_split(data.fashion_mnist_root(cfg["data_dir"]), train=False)[0]
+        return idx.load_split(data.fashion_mnist_root(cfg["data_dir"]), train=False)
     root = data.dataset_root(cfg, name)  # the trainer's own rule for where a dataset lives
     if name == "mnist":
-        return idx.load_split(root, train=False)[0]
+        return idx.load_split(root, train=False)
     if name == "cifar10":
-        return formats.read_cifar10(root, train=False)[0]
-    return formats.read_stl10(root, splits=("test",))[0]
+        return formats.read_cifar10(root, train=False)
+    return formats.read_stl10(root, splits=("test",))
 
 
 def _choose(total: int, n: int, what: str) -> np.ndarray:
@@ -71,7 +71,7 @@ def real_images(cfg: dict, split: str, n: int) -> torch.Tensor:
         paths = [paths[i] for i in _choose(len(paths), n, f"the image folder {cfg['data_dir']}")]
         images, _, _ = formats.decode_folder(paths, None, res, ch, cfg["crop"], cfg["on_corrupt"], cfg["max_corrupt"])
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-    images = _all_images(cfg, split)
+    images = split_arrays(cfg, split)[0]
     chosen = images[_choose(len(images), n, f"the {name} {split} split")]
     return data.to_resolution(chosen, res, ch)  # the trainer's resize, so both sides match
 
