@@ -268,3 +268,39 @@ def test_every_config_that_validates_builds(model):
                 x = G(torch.randn(2, 8), y)
                 assert x.shape == (2, over["channels"], res, res)
                 assert D(x, y).shape == (2,)
+
+
+# ---- checkpoints that load but are not usable --------------------------------------------
+
+def _run_with_bad_newest(tmp_path, tiny_mnist, corrupt):
+    """A 2-step run (checkpoints at 1 and 2), then `corrupt(state)` written as a newer step-3 checkpoint."""
+    base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--name", "r", "--ckpt-every", "1",
+            "--keep-ckpts", "1"]
+    assert run("train", *base, "--steps", "2", "--keep-ckpts", "2").returncode == 0
+    state = torch.load(checkpoint.path_for(str(tmp_path / "r"), 2), weights_only=True)
+    torch.save(corrupt(state), checkpoint.path_for(str(tmp_path / "r"), 3))
+    return base
+
+
+def test_resume_passes_over_a_checkpoint_missing_an_entry_and_keeps_the_good_one(tmp_path, tiny_mnist):
+    base = _run_with_bad_newest(tmp_path, tiny_mnist, lambda s: {k: v for k, v in s.items() if k != "opt_d"})
+    bad = checkpoint.path_for(str(tmp_path / "r"), 3)
+    r = run("train", *base, "--steps", "4", "--resume", "true")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "'opt_d'" in r.stderr and bad in r.stderr
+    # resumed from step 2; the unusable step-3 file was set aside, so keep_ckpts=1 never dropped a good one for it
+    assert os.path.exists(bad + ".unusable")
+    state, path = checkpoint.load_latest(str(tmp_path / "r"))
+    assert state["step"] == 4 and path == checkpoint.path_for(str(tmp_path / "r"), 4)
+
+
+def test_resume_and_sample_refuse_checkpoints_whose_entries_do_not_fit(tmp_path, tiny_mnist):
+    def shrink(s):
+        return dict(s, G={k: v[:1] for k, v in s["G"].items()})
+    base = _run_with_bad_newest(tmp_path, tiny_mnist, shrink)
+    bad = checkpoint.path_for(str(tmp_path / "r"), 3)
+    one_line_failure(run("train", *base, "--steps", "4", "--resume", "true"), 6, bad, "size mismatch")
+    for name, corrupt in (("config", lambda s: dict(s, config="x")), ("step", lambda s: dict(s, step="x")),
+                          ("list", lambda s: [1, 2]), ("model", lambda s: dict(s, config=dict(s["config"], model="x")))):
+        torch.save(corrupt(torch.load(checkpoint.path_for(str(tmp_path / "r"), 2), weights_only=True)), bad)
+        one_line_failure(run("sample", "--run", str(tmp_path / "r"), "--ckpt", bad), 6, bad)

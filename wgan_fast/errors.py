@@ -111,6 +111,12 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def head(exc: BaseException, n: int = 2) -> str:
+    """The first n lines of an exception's message as one line (e.g. load_state_dict's
+    title and the first key that does not fit)."""
+    return _one_line(" ".join(str(exc).splitlines()[:n]))
+
+
 def _format_warning(message, category, filename, lineno, line=None):
     return f"[wgan_fast] warning: {_one_line(message)}\n"
 

@@ -11,7 +11,7 @@ import time
 import torch
 
 from .. import checkpoint, graphs, models
-from ..errors import NonFiniteError
+from ..errors import CheckpointError, NonFiniteError, head
 from ..runlog import RunLog
 from ..step import Metrics, Parts
 from . import distributed, folder
@@ -35,7 +35,7 @@ def train(cfg: dict, data=None, callbacks=()) -> TrainResult:
     no_graphs = _why_no_graphs(cfg, device, world, precision, rank)
     s = TrainState.create(cfg, device, rank, world, data, precision, capturable=not no_graphs)
     if saved:
-        s.load_state_dict(saved)
+        _load(s, saved, last_good)
     metrics = Metrics(device)
     parts = Parts(cfg, s.G, s.D, s.opt_g, s.opt_d, s.scaler_g, s.scaler_d, autocast,
                   distributed.flat_all_reduce(world), metrics)
@@ -129,6 +129,16 @@ class Clock:
             yield
         finally:
             self.t_log += time.time() - t
+
+
+def _load(s: TrainState, saved: dict, path: str) -> None:
+    """Resume from a checkpoint whose entries passed the check; weights or
+    state that do not fit this run are a CheckpointError naming the file."""
+    try:
+        s.load_state_dict(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: its state does not fit this run ({type(exc).__name__}: {head(exc)}); resume "
+                              f"from an intact checkpoint, or start afresh with --overwrite true") from None
 
 
 def log_interval(s: TrainState, metrics: Metrics, clock: Clock, log: RunLog, last_good) -> dict:
