@@ -304,3 +304,13 @@ def test_resume_and_sample_refuse_checkpoints_whose_entries_do_not_fit(tmp_path,
                           ("list", lambda s: [1, 2]), ("model", lambda s: dict(s, config=dict(s["config"], model="x")))):
         torch.save(corrupt(torch.load(checkpoint.path_for(str(tmp_path / "r"), 2), weights_only=True)), bad)
         one_line_failure(run("sample", "--run", str(tmp_path / "r"), "--ckpt", bad), 6, bad)
+
+
+def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path, tiny_mnist):
+    base = [*TINY, "--data-dir", tiny_mnist, "--steps", "2"]
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    one_line_failure(run("train", *base, "--out-dir", str(afile)), 9, str(afile))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "samples").write_text("")  # a file where the run's folder of grids goes
+    one_line_failure(run("train", *base, "--out-dir", str(tmp_path), "--name", "r"), 9, "samples")

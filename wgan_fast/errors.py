@@ -12,6 +12,8 @@ A command ends with one of these codes (docs/errors.md):
     6  checkpoint: unreadable, not a wgan_fast checkpoint, or not fitting the run
     7  device: the requested device is not available (e.g. --device cuda without a GPU)
     8  below threshold: a result missed a threshold the user set (nothing written)
+    9  file system: a file or folder could not be written or read (a file where a folder should be, no
+       permission, no space left)
     130 interrupted (Ctrl-C)
 
 An expected failure is one line on stderr, `wgan_fast.<command>: <kind>: <what
@@ -76,7 +78,7 @@ class BelowThreshold(WganFastError):
 
 EXIT_CODES = {0: "done", 1: "a bug (traceback printed)", 2: UsageError.kind, 3: NonFiniteError.kind,
               4: DataError.kind, 5: MissingDependency.kind, 6: CheckpointError.kind, 7: DeviceError.kind,
-              8: BelowThreshold.kind,
+              8: BelowThreshold.kind, 9: "file system error",
               130: "interrupted"}
 
 
@@ -137,6 +139,15 @@ def run(prog: str, fn, *args) -> int:
             traceback.print_exc()
         print(f"wgan_fast.{prog}: {exc.kind}: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named or the command writes: a bug
+            raise
+        if debug:
+            traceback.print_exc()
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"wgan_fast.{prog}: file system error: {where}: {exc.strerror or exc}; fix the path (--out-dir, "
+              f"--name, --out) or free the space", file=sys.stderr)
+        return 9
     except KeyboardInterrupt:
         print(f"\nwgan_fast.{prog}: interrupted", file=sys.stderr)
         return 130
