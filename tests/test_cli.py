@@ -104,6 +104,10 @@ TINY = ["--dataset", "mnist", "--model", "mlp", "--resolution", "28", "--z-dim",
     (["--dataset", "cifar10", "--eval-every", "10", "--eval-features", "classifier"], 2, ["eval_features"]),
     (["--resume", "true", "--overwrite", "true"], 2, ["overwrite"]),
     (["positional"], 2, ["positional"]),
+    (["--seed", "99999999999999999999"], 2, ["seed"]),
+    (["--name", ".."], 2, ["name"]),
+    (["--name", "a/b"], 2, ["name"]),
+    (["--out-dir"], 2, ["out_dir", "needs a value"]),
 ])
 def test_train_refuses_bad_config_in_one_line(tmp_path, args, code, names):
     r = run("train", "--out-dir", str(tmp_path), *args)
@@ -116,6 +120,8 @@ def test_train_names_a_bad_yaml_file(tmp_path):
     bad.write_text("lr_d: [1, 2\n")
     one_line_failure(run("train", "--config", str(bad)), 2, str(bad))
     one_line_failure(run("train", "--config", str(tmp_path / "absent.yaml")), 2, "absent.yaml")
+    bad.write_text("preset: [a, b]\n")
+    one_line_failure(run("train", "--config", str(bad)), 2, "preset")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -314,3 +320,14 @@ def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path, tiny_mnis
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "samples").write_text("")  # a file where the run's folder of grids goes
     one_line_failure(run("train", *base, "--out-dir", str(tmp_path), "--name", "r"), 9, "samples")
+
+
+def test_a_moved_run_folder_resumes_under_its_new_name(tmp_path, tiny_mnist):
+    import shutil
+
+    base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--ckpt-every", "2"]
+    assert run("train", *base, "--name", "old", "--steps", "2").returncode == 0
+    shutil.move(str(tmp_path / "old"), str(tmp_path / "new"))
+    r = run("train", *base, "--name", "new", "--steps", "4", "--resume", "true")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert checkpoint.load_latest(str(tmp_path / "new"))[0]["step"] == 4
