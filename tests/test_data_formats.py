@@ -196,3 +196,20 @@ def test_malformed_arrays_are_data_errors_not_crashes(tmp_path):
             idx.load_split(str(folder), train=True)
     with pytest.raises(errors.DataError, match="negative label"):  # (an embedding index error otherwise)
         data._labels(np.array([-1, 0]), {"conditional": True, "num_classes": 10}, "x")
+
+
+def test_an_image_folder_with_loose_images_and_sub_folders_is_refused(tmp_path):
+    """Class folders beside loose images: refused naming both (the loose images were dropped silently);
+    a hidden folder is no class."""
+    from PIL import Image
+
+    from wgan_fast import errors
+
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"img{i}.png")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    paths, labels, _ = formats.list_images(str(tmp_path))
+    assert len(paths) == 2 and labels is None
+    (tmp_path / "extra").mkdir()
+    with pytest.raises(errors.DataError, match="img0.png.*extra"):
+        formats.list_images(str(tmp_path))

@@ -109,7 +109,13 @@ def list_images(root: str):
     if os.path.isdir(celeba):
         root = celeba
     entries = sorted(os.listdir(root))
-    classes = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    # hidden folders (.ipynb_checkpoints, .git, ...) are no classes
+    classes = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
+    loose = [e for e in entries if e.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(os.path.join(root, e))]
+    if classes and loose:  # which did the user mean? neither set may be dropped without a word
+        raise DataError(f"{root} holds both image files ({len(loose)}, e.g. {loose[0]}) and sub-folders ("
+                        f"{', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}), which read as classes: "
+                        f"move the images into class folders, or the folders out")
     if classes:
         paths, labels = [], []
         for k, c in enumerate(classes):
@@ -120,8 +126,7 @@ def list_images(root: str):
                         labels.append(k)
         result = (paths, np.asarray(labels, dtype=np.int64), classes)
     else:
-        paths = [os.path.join(root, e) for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)]
-        result = (paths, None, [])
+        result = ([os.path.join(root, e) for e in loose], None, [])
     if not result[0]:
         raise DataError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
     return result
