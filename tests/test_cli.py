@@ -331,3 +331,11 @@ def test_a_moved_run_folder_resumes_under_its_new_name(tmp_path, tiny_mnist):
     r = run("train", *base, "--name", "new", "--steps", "4", "--resume", "true")
     assert r.returncode == 0, r.stderr[-2000:]
     assert checkpoint.load_latest(str(tmp_path / "new"))[0]["step"] == 4
+
+
+def test_fp16_scaler_back_offs_at_the_start_are_not_a_nonfinite_run(tmp_path, tiny_mnist):
+    """GradScaler's first steps overflow and are skipped while its scale comes down; with one step per
+    log interval that stopped the run with exit 3."""
+    r = run("train", *TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--precision", "fp16",
+            "--steps", "3", "--log-every", "1")
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -148,7 +148,9 @@ def log_interval(s: TrainState, metrics: Metrics, clock: Clock, log: RunLog, las
                   images_per_s=clock.images_per_s(),
                   skipped_files=getattr(s.data, "skipped_files", 0))  # unreadable image files so far
     bad = [k for k, v in values.items() if not math.isfinite(v)]
-    if values["skipped_steps"] > 0 and values["critic_steps"] == 0:
+    # GradScaler skips overflowing fp16 steps and halves its scale: only overflow that persists at a
+    # scale below 1 (unscaled values themselves non-finite) is a non-finite run, not its first back-offs
+    if values["skipped_steps"] > 0 and values["critic_steps"] == 0 and s.scaler_d.get_scale() < 1.0:
         bad.append("loss (every fp16 step of the interval overflowed)")
     if bad:
         raise NonFiniteError(f"non-finite {', '.join(bad)} at generator step {s.step}; training stopped before "
