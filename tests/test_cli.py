@@ -104,6 +104,10 @@ TINY = ["--dataset", "mnist", "--model", "mlp", "--resolution", "28", "--z-dim",
     (["--dataset", "cifar10", "--eval-every", "10", "--eval-features", "classifier"], 2, ["eval_features"]),
     (["--resume", "true", "--overwrite", "true"], 2, ["overwrite"]),
     (["positional"], 2, ["positional"]),
+    (["--seed", "99999999999999999999"], 2, ["seed"]),
+    (["--name", ".."], 2, ["name"]),
+    (["--name", "a/b"], 2, ["name"]),
+    (["--out-dir"], 2, ["out_dir", "needs a value"]),
 ])
 def test_train_refuses_bad_config_in_one_line(tmp_path, args, code, names):
     r = run("train", "--out-dir", str(tmp_path), *args)
@@ -116,6 +120,8 @@ def test_train_names_a_bad_yaml_file(tmp_path):
     bad.write_text("lr_d: [1, 2\n")
     one_line_failure(run("train", "--config", str(bad)), 2, str(bad))
     one_line_failure(run("train", "--config", str(tmp_path / "absent.yaml")), 2, "absent.yaml")
+    bad.write_text("preset: [a, b]\n")
+    one_line_failure(run("train", "--config", str(bad)), 2, "preset")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -268,3 +274,68 @@ def test_every_config_that_validates_builds(model):
                 x = G(torch.randn(2, 8), y)
                 assert x.shape == (2, over["channels"], res, res)
                 assert D(x, y).shape == (2,)
+
+
+# ---- checkpoints that load but are not usable --------------------------------------------
+
+def _run_with_bad_newest(tmp_path, tiny_mnist, corrupt):
+    """A 2-step run (checkpoints at 1 and 2), then `corrupt(state)` written as a newer step-3 checkpoint."""
+    base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--name", "r", "--ckpt-every", "1",
+            "--keep-ckpts", "1"]
+    assert run("train", *base, "--steps", "2", "--keep-ckpts", "2").returncode == 0
+    state = torch.load(checkpoint.path_for(str(tmp_path / "r"), 2), weights_only=True)
+    torch.save(corrupt(state), checkpoint.path_for(str(tmp_path / "r"), 3))
+    return base
+
+
+def test_resume_passes_over_a_checkpoint_missing_an_entry_and_keeps_the_good_one(tmp_path, tiny_mnist):
+    base = _run_with_bad_newest(tmp_path, tiny_mnist, lambda s: {k: v for k, v in s.items() if k != "opt_d"})
+    bad = checkpoint.path_for(str(tmp_path / "r"), 3)
+    r = run("train", *base, "--steps", "4", "--resume", "true")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "'opt_d'" in r.stderr and bad in r.stderr
+    # resumed from step 2; the unusable step-3 file was set aside, so keep_ckpts=1 never dropped a good one for it
+    assert os.path.exists(bad + ".unusable")
+    state, path = checkpoint.load_latest(str(tmp_path / "r"))
+    assert state["step"] == 4 and path == checkpoint.path_for(str(tmp_path / "r"), 4)
+
+
+def test_resume_and_sample_refuse_checkpoints_whose_entries_do_not_fit(tmp_path, tiny_mnist):
+    def shrink(s):
+        return dict(s, G={k: v[:1] for k, v in s["G"].items()})
+    base = _run_with_bad_newest(tmp_path, tiny_mnist, shrink)
+    bad = checkpoint.path_for(str(tmp_path / "r"), 3)
+    one_line_failure(run("train", *base, "--steps", "4", "--resume", "true"), 6, bad, "size mismatch")
+    for name, corrupt in (("config", lambda s: dict(s, config="x")), ("step", lambda s: dict(s, step="x")),
+                          ("list", lambda s: [1, 2]), ("model", lambda s: dict(s, config=dict(s["config"], model="x")))):
+        torch.save(corrupt(torch.load(checkpoint.path_for(str(tmp_path / "r"), 2), weights_only=True)), bad)
+        one_line_failure(run("sample", "--run", str(tmp_path / "r"), "--ckpt", bad), 6, bad)
+
+
+def test_a_path_that_cannot_be_written_is_one_line_naming_it(tmp_path, tiny_mnist):
+    base = [*TINY, "--data-dir", tiny_mnist, "--steps", "2"]
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    one_line_failure(run("train", *base, "--out-dir", str(afile)), 10, str(afile))
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "samples").write_text("")  # a file where the run's folder of grids goes
+    one_line_failure(run("train", *base, "--out-dir", str(tmp_path), "--name", "r"), 10, "samples")
+
+
+def test_a_moved_run_folder_resumes_under_its_new_name(tmp_path, tiny_mnist):
+    import shutil
+
+    base = [*TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--ckpt-every", "2"]
+    assert run("train", *base, "--name", "old", "--steps", "2").returncode == 0
+    shutil.move(str(tmp_path / "old"), str(tmp_path / "new"))
+    r = run("train", *base, "--name", "new", "--steps", "4", "--resume", "true")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert checkpoint.load_latest(str(tmp_path / "new"))[0]["step"] == 4
+
+
+def test_fp16_scaler_back_offs_at_the_start_are_not_a_nonfinite_run(tmp_path, tiny_mnist):
+    """GradScaler's first steps overflow and are skipped while its scale comes down; with one step per
+    log interval that stopped the run with exit 3."""
+    r = run("train", *TINY, "--data-dir", tiny_mnist, "--out-dir", str(tmp_path), "--precision", "fp16",
+            "--steps", "3", "--log-every", "1")
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -167,3 +167,49 @@ def test_two_ranks_of_a_file_stream_are_disjoint(tmp_path):
             s.next()
         seen.append(got)
     assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(16))
+
+
+def test_malformed_arrays_are_data_errors_not_crashes(tmp_path):
+    """Wrong types and values inside well-formed files: one DataError naming the file."""
+    import pickle
+
+    from wgan_fast import errors
+    from wgan_fast.data import formats, idx
+
+    for name, batch in (("strs", {b"data": [["a"] * 3072] * 2, b"labels": [0, 1]}),
+                        ("scalar", {b"data": np.zeros((2, 3072), np.uint8), b"labels": 7}),
+                        ("big", {b"data": np.full((2, 3072), 300), b"labels": [0, 1]})):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(1, 6):
+            (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
+        with pytest.raises(errors.DataError, match="data_batch_1"):
+            formats.read_cifar10(str(folder))
+    for name, images in (("float", np.zeros((2, 28, 28), ">f4")), ("empty", np.zeros((2, 0, 28), np.uint8))):
+        folder = tmp_path / name
+        folder.mkdir()
+        code = 0x0D if images.dtype != np.uint8 else 0x08
+        header = bytes([0, 0, code, 3]) + b"".join(int(n).to_bytes(4, "big") for n in images.shape)
+        (folder / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        (folder / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 0, 1]))
+        with pytest.raises(errors.DataError, match="train-images-idx3-ubyte"):
+            idx.load_split(str(folder), train=True)
+    with pytest.raises(errors.DataError, match="negative label"):  # (an embedding index error otherwise)
+        data._labels(np.array([-1, 0]), {"conditional": True, "num_classes": 10}, "x")
+
+
+def test_an_image_folder_with_loose_images_and_sub_folders_is_refused(tmp_path):
+    """Class folders beside loose images: refused naming both (the loose images were dropped silently);
+    a hidden folder is no class."""
+    from PIL import Image
+
+    from wgan_fast import errors
+
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(tmp_path / f"img{i}.png")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    paths, labels, _ = formats.list_images(str(tmp_path))
+    assert len(paths) == 2 and labels is None
+    (tmp_path / "extra").mkdir()
+    with pytest.raises(errors.DataError, match="img0.png.*extra"):
+        formats.list_images(str(tmp_path))

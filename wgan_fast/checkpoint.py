@@ -69,15 +69,39 @@ def load_file(path: str, map_location="cpu"):
                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
 
-def load_latest(run_dir: str, map_location="cpu"):
-    """(state, path) of the newest checkpoint that loads, or (None, None).
+# the entries every reader needs (sampling, evaluation), and those a resume needs too
+MODEL_KEYS = ("step", "config", "G", "D")
+RESUME_KEYS = MODEL_KEYS + ("G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "sched_g", "sched_d", "data", "rng")
 
-    Corrupt or truncated files are skipped with a warning naming them.
+
+def missing_entries(state, keys=MODEL_KEYS) -> str | None:
+    """Why `state` (a loaded file) is not a wgan_fast checkpoint holding `keys`, or None."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a checkpoint's mapping"
+    missing = [k for k in keys if k not in state]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} entr{'y' if len(missing) == 1 else 'ies'}"
+    if "config" in keys and not isinstance(state["config"], dict):
+        return "its 'config' entry is not a mapping"
+    if "step" in keys and (not isinstance(state["step"], int) or isinstance(state["step"], bool)):
+        return "its 'step' entry is not an integer"
+    return None
+
+
+def load_latest(run_dir: str, map_location="cpu", keys=MODEL_KEYS):
+    """(state, path) of the newest checkpoint that loads and holds `keys`, or (None, None).
+
+    Corrupt, truncated or incomplete files are skipped with a warning naming them.
     """
     for path in reversed(list_checkpoints(run_dir)):
         try:
-            return torch.load(path, map_location=map_location, weights_only=True), path
+            state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure to load means: try the previous one
-            warnings.warn(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); trying the previous one",
-                          RuntimeWarning, stacklevel=2)
+            why = f"unreadable ({type(exc).__name__}: {exc})"
+        else:
+            why = missing_entries(state, keys)
+            if why is None:
+                return state, path
+            why = f"not a usable wgan_fast checkpoint ({why})"
+        warnings.warn(f"checkpoint {path} is {why}; trying the previous one", RuntimeWarning, stacklevel=2)
     return None, None

@@ -45,10 +45,11 @@ ACTIVATIONS = models.ACTIVATIONS
 
 KEYS = (
     # run
-    Key("name", "", "run", "run folder name under out_dir (default: the preset, else algorithm-dataset)"),
+    Key("name", "", "run", "run folder name under out_dir (default: the preset, else algorithm-dataset)",
+        resume_ok=True),
     Key("out_dir", "runs", "run", "folder that holds run folders", resume_ok=True),
     Key("preset", "", "run", "named configuration to start from (listed under presets)", resume_ok=True),
-    Key("seed", 0, "run", "seed of weights, data order, noise and sample grids"),
+    Key("seed", 0, "run", "seed of weights, data order, noise and sample grids", low=0, high=2**32 - 1),
     Key("device", "auto", "run", "auto (CUDA when available), cpu, cuda or cuda:N", resume_ok=True),
     Key("resume", False, "run", "continue the run folder's newest readable checkpoint", resume_ok=True),
     Key("overwrite", False, "run", "start afresh in a run folder that already holds a run, deleting its "
@@ -192,6 +193,8 @@ def parse_overrides(argv: list[str]) -> dict:
         if not eq:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 val, i = argv[i + 1], i + 1
+            elif key in DEFAULTS and not isinstance(DEFAULTS[key], bool):
+                raise ConfigError(f"{key}: {tok} needs a value ({tok} VALUE); only true/false keys may be bare flags")
             else:
                 val = "true"
         out[key] = val
@@ -215,7 +218,7 @@ def resolve(overrides: dict | None = None, yaml_path: str | None = None) -> dict
     if unknown:
         raise ConfigError(f"unknown config key(s): {', '.join(unknown)} (see --help for the keys)")
     preset_name = user.get("preset", "")
-    if preset_name and preset_name not in PRESETS:
+    if preset_name and (not isinstance(preset_name, str) or preset_name not in PRESETS):
         raise ConfigError(f"preset: unknown preset {preset_name!r} (known: {', '.join(sorted(PRESETS))})")
     preset = copy.deepcopy(PRESETS.get(preset_name, {}).get("config", {}))
     algorithm = user.get("algorithm", preset.get("algorithm", DEFAULTS["algorithm"]))
@@ -267,9 +270,9 @@ def _check_key(k: Key, val) -> str | None:
     if k.choices and val not in k.choices:
         return f"must be one of {', '.join(map(str, k.choices))}"
     if k.low is not None and val < k.low:
-        return f"must be >= {k.low:g}"
+        return f"must be >= {_num(k.low)}"
     if k.high is not None and val > k.high:
-        return f"must be <= {k.high:g}"
+        return f"must be <= {_num(k.high)}"
     return None
 
 
@@ -287,6 +290,9 @@ def validate(cfg: dict) -> None:
         if not cond:
             raise ConfigError(f"{key}: {why}, got {cfg[key]!r}")
 
+    name = cfg["name"]
+    need(name not in (".", "..") and "/" not in name and "\\" not in name, "name",
+         "must be one folder name under out_dir (no /, not . or ..)")
     device = cfg["device"]
     need(device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()), "device",
          "must be auto, cpu, cuda or cuda:N")
@@ -379,9 +385,13 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def _num(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _range(k: Key) -> str:
     if k.low is not None and k.high is not None:
-        return f"{k.low:g} to {k.high:g}"
+        return f"{_num(k.low)} to {_num(k.high)}"
     if k.low is not None:
-        return f">= {k.low:g}"
+        return f">= {_num(k.low)}"
     return ""

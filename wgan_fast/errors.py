@@ -13,6 +13,8 @@ A command ends with one of these codes (docs/errors.md):
     7  device: the requested device is not available (e.g. --device cuda without a GPU)
     8  below threshold: a result missed a threshold the user set (nothing written)
     9  storage: a study's storage cannot be opened, reached or used
+    10 file system: a file or folder could not be written or read (a file where a folder should be, no
+       permission, no space left)
     130 interrupted (Ctrl-C)
 
 An expected failure is one line on stderr, `wgan_fast.<command>: <kind>: <what
@@ -83,7 +85,7 @@ class StorageError(WganFastError):
 
 EXIT_CODES = {0: "done", 1: "a bug (traceback printed)", 2: UsageError.kind, 3: NonFiniteError.kind,
               4: DataError.kind, 5: MissingDependency.kind, 6: CheckpointError.kind, 7: DeviceError.kind,
-              8: BelowThreshold.kind, 9: StorageError.kind,
+              8: BelowThreshold.kind, 9: StorageError.kind, 10: "file system error",
               130: "interrupted"}
 
 
@@ -118,6 +120,12 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def head(exc: BaseException, n: int = 2) -> str:
+    """The first n lines of an exception's message as one line (e.g. load_state_dict's
+    title and the first key that does not fit)."""
+    return _one_line(" ".join(str(exc).splitlines()[:n]))
+
+
 def _format_warning(message, category, filename, lineno, line=None):
     return f"[wgan_fast] warning: {_one_line(message)}\n"
 
@@ -138,6 +146,15 @@ def run(prog: str, fn, *args) -> int:
             traceback.print_exc()
         print(f"wgan_fast.{prog}: {exc.kind}: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named or the command writes: a bug
+            raise
+        if debug:
+            traceback.print_exc()
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"wgan_fast.{prog}: file system error: {where}: {exc.strerror or exc}; fix the path (--out-dir, "
+              f"--name, --out) or free the space", file=sys.stderr)
+        return 10
     except KeyboardInterrupt:
         print(f"\nwgan_fast.{prog}: interrupted", file=sys.stderr)
         return 130

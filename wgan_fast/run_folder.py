@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import checkpoint, models
-from .errors import CheckpointError, CheckpointNotFound, UsageError
+from . import checkpoint, config, models
+from .errors import CheckpointError, CheckpointNotFound, UsageError, head
 
 
 @dataclass
@@ -53,10 +53,10 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
             raise CheckpointNotFound(
                 f"no readable checkpoint in {run_dir} "
                 + (f"({len(found)} file(s) failed to load)" if found else "(no ckpt_*.pt files: was it trained?)"))
-    for key in ("config", "G", "D", "step"):
-        if not isinstance(state, dict) or key not in state:
-            raise CheckpointError(f"{path} is not a wgan_fast checkpoint (no {key!r} entry)")
-    cfg = state["config"]
+    why = checkpoint.missing_entries(state)
+    if why:
+        raise CheckpointError(f"{path} is not a wgan_fast checkpoint ({why})")
+    cfg = _config_of(state, path)
     G, D = models.from_config(cfg, device)
     G_ema = models.from_config(cfg, device)[0]
     for name, module, weights in (("G", G, state["G"]), ("D", D, state["D"]),
@@ -66,12 +66,23 @@ def load_run(run_dir: str, device="cpu", ckpt: str | None = None) -> Run:
         except RuntimeError as exc:
             arch = f"model={cfg['model']}, resolution={cfg['resolution']}, channels={cfg['channels']}"
             raise CheckpointError(f"{path}: the {name} weights do not fit the architecture of the run's config "
-                             f"({arch}): {str(exc).splitlines()[0]}") from None
+                             f"({arch}): {head(exc)}") from None
     if not cfg.get("ema", 0):
         G_ema = G
     for m in (G, G_ema, D):
         m.eval().requires_grad_(False)
     return Run(run_dir, path, int(state["step"]), cfg, G, G_ema, D, device)
+
+
+def _config_of(state, path) -> dict:
+    """The checkpoint's config, with the defaults of keys it predates, checked
+    like a new run's (a file from elsewhere must not reach the model builders)."""
+    cfg = {**config.DEFAULTS, **{k: v for k, v in state["config"].items() if k in config.DEFAULTS}}
+    try:
+        config.validate(cfg)
+    except config.ConfigError as exc:
+        raise CheckpointError(f"{path}: its config cannot be used ({exc})") from None
+    return cfg
 
 
 def generate(run: Run, n: int, *, labels: torch.Tensor | None = None, seed: int = 0, batch_size: int = 256,

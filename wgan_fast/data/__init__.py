@@ -117,6 +117,9 @@ def _labels(labels, cfg, source: str):
     if labels is None:
         raise DataError(f"conditional: {source} has no class labels (an unlabeled split or a folder without class "
                         f"sub-folders); train without --conditional, or give labelled data")
+    if len(labels) and int(labels.min()) < 0:
+        raise DataError(f"conditional: {source} has a negative label ({int(labels.min())}); a conditional run "
+                        f"needs labels 0..num_classes-1")
     if len(labels) and int(labels.max()) >= cfg["num_classes"]:
         raise DataError(f"num_classes: {source} has labels up to {int(labels.max())}, more than "
                         f"num_classes={cfg['num_classes']} allows; pass --num-classes {int(labels.max()) + 1}")

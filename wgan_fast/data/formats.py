@@ -39,14 +39,28 @@ def read_cifar10(root: str, train: bool = True):
         lbls = batch.get(b"labels") if isinstance(batch, dict) else None
         if data is None or lbls is None:
             raise DataError(f"{path}: a CIFAR-10 batch needs b'data' and b'labels' entries")
-        data = np.asarray(data, dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3072:
-            raise DataError(f"{path}: data must be (N, 3072) uint8, got {data.shape}")
+        data, lbls = _integers(data, path, "data"), _integers(lbls, path, "labels")
+        if data.ndim != 2 or data.shape[1] != 3072 or (data.size and (data.min() < 0 or data.max() > 255)):
+            raise DataError(f"{path}: data must be (N, 3072) bytes 0..255, got shape {data.shape}")
+        data = data.astype(np.uint8)
+        if lbls.ndim != 1:
+            raise DataError(f"{path}: b'labels' must be a list of integers, got shape {lbls.shape}")
         if len(lbls) != len(data):
             raise DataError(f"{path}: {len(lbls)} labels for {len(data)} images")
         images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(np.asarray(lbls, dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _integers(value, path, entry):
+    """A pickle entry as an integer array, or a DataError naming the file."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "iu":
+        raise DataError(f"{path}: its b'{entry}' entry is not an array of integers")
+    return arr
 
 
 # ---- STL-10 -------------------------------------------------------------------------
@@ -95,7 +109,13 @@ def list_images(root: str):
     if os.path.isdir(celeba):
         root = celeba
     entries = sorted(os.listdir(root))
-    classes = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    # hidden folders (.ipynb_checkpoints, .git, ...) are no classes
+    classes = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
+    loose = [e for e in entries if e.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(os.path.join(root, e))]
+    if classes and loose:  # which did the user mean? neither set may be dropped without a word
+        raise DataError(f"{root} holds both image files ({len(loose)}, e.g. {loose[0]}) and sub-folders ("
+                        f"{', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}), which read as classes: "
+                        f"move the images into class folders, or the folders out")
     if classes:
         paths, labels = [], []
         for k, c in enumerate(classes):
@@ -106,8 +126,7 @@ def list_images(root: str):
                         labels.append(k)
         result = (paths, np.asarray(labels, dtype=np.int64), classes)
     else:
-        paths = [os.path.join(root, e) for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)]
-        result = (paths, None, [])
+        result = ([os.path.join(root, e) for e in loose], None, [])
     if not result[0]:
         raise DataError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found")
     return result

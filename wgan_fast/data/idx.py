@@ -55,8 +55,9 @@ def load_split(root: str, train: bool):
                                   (f"{prefix}-labels-idx1-ubyte[.gz]", lbl_path)) if p is None]
         raise DataNotFound(f"{root}: missing {', '.join(missing)} (pass --data-dir FOLDER holding them)")
     images, labels = read_idx(img_path), read_idx(lbl_path)
-    if images.ndim != 3:
-        raise DataError(f"{img_path}: expected 3 dimensions (N, H, W), got shape {images.shape}")
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape[1:]:
+        raise DataError(f"{img_path}: expected unsigned-byte images (N, H, W) with H, W > 0, got "
+                        f"{images.dtype} of shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{lbl_path}: {len(labels)} labels for {len(images)} images in {img_path}")
     return images, labels.astype(np.int64)

@@ -47,7 +47,7 @@ def prepare(cfg, run_dir, resume, rank, world):
 
 
 def _resume_state(cfg, run_dir, found, rank):
-    state, path = checkpoint.load_latest(run_dir, map_location="cpu")
+    state, path = checkpoint.load_latest(run_dir, map_location="cpu", keys=checkpoint.RESUME_KEYS)
     if state is None and found:
         raise CheckpointError(f"{run_dir}: none of its {len(found)} checkpoint(s) can be read (newest: "
                               f"{found[-1]}); resume from an intact copy, or start afresh with --overwrite true")
@@ -60,4 +60,15 @@ def _resume_state(cfg, run_dir, found, rank):
         raise config.ConfigError(
             f"resume: {path} was trained with another config: {'; '.join(differences)}. Resume with the run's "
             f"own settings (--config {os.path.join(run_dir, 'config.json')}), or train a new run (--name)")
+    if rank == 0:
+        _set_aside_newer(found, path)
     return state, path
+
+
+def _set_aside_newer(found, path):
+    """Rename the unusable checkpoints newer than `path` (the one resumed) so
+    that rotation, which keeps the newest by step, never deletes the good
+    one for them, and a later resume does not try them again."""
+    for newer in found[found.index(path) + 1:]:
+        os.replace(newer, newer + ".unusable")
+        print(f"[wgan_fast] --resume: {newer} cannot be resumed from; kept as {newer}.unusable", file=sys.stderr)

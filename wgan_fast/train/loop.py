@@ -11,7 +11,7 @@ import time
 import torch
 
 from .. import checkpoint, graphs, models
-from ..errors import NonFiniteError
+from ..errors import CheckpointError, NonFiniteError, head
 from ..runlog import RunLog
 from ..step import Metrics, Parts
 from . import distributed, folder
@@ -35,7 +35,7 @@ def train(cfg: dict, data=None, callbacks=()) -> TrainResult:
     no_graphs = _why_no_graphs(cfg, device, world, precision, rank)
     s = TrainState.create(cfg, device, rank, world, data, precision, capturable=not no_graphs)
     if saved:
-        s.load_state_dict(saved)
+        _load(s, saved, last_good)
     metrics = Metrics(device)
     parts = Parts(cfg, s.G, s.D, s.opt_g, s.opt_d, s.scaler_g, s.scaler_d, autocast,
                   distributed.flat_all_reduce(world), metrics)
@@ -132,6 +132,16 @@ class Clock:
             self.t_log += time.time() - t
 
 
+def _load(s: TrainState, saved: dict, path: str) -> None:
+    """Resume from a checkpoint whose entries passed the check; weights or
+    state that do not fit this run are a CheckpointError naming the file."""
+    try:
+        s.load_state_dict(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: its state does not fit this run ({type(exc).__name__}: {head(exc)}); resume "
+                              f"from an intact checkpoint, or start afresh with --overwrite true") from None
+
+
 def log_interval(s: TrainState, metrics: Metrics, clock: Clock, log: RunLog, last_good) -> dict:
     """The interval's values (one host sync), checked finite, to metrics.jsonl and the progress line."""
     values = metrics.fetch_and_reset()
@@ -139,7 +149,9 @@ def log_interval(s: TrainState, metrics: Metrics, clock: Clock, log: RunLog, las
                   images_per_s=clock.images_per_s(),
                   skipped_files=getattr(s.data, "skipped_files", 0))  # unreadable image files so far
     bad = [k for k, v in values.items() if not math.isfinite(v)]
-    if values["skipped_steps"] > 0 and values["critic_steps"] == 0:
+    # GradScaler skips overflowing fp16 steps and halves its scale: only overflow that persists at a
+    # scale below 1 (unscaled values themselves non-finite) is a non-finite run, not its first back-offs
+    if values["skipped_steps"] > 0 and values["critic_steps"] == 0 and s.scaler_d.get_scale() < 1.0:
         bad.append("loss (every fp16 step of the interval overflowed)")
     if bad:
         raise NonFiniteError(f"non-finite {', '.join(bad)} at generator step {s.step}; training stopped before "
