@@ -106,10 +106,13 @@ def _save(fig, path: str) -> None:
 def _band(ax, x, ys, label) -> None:
     ys = np.asarray(ys, dtype=float)
     mean = ys.mean(0)
-    (line,) = ax.plot(x, mean, label=label)
+    (line,) = ax.plot(x, mean, label=label, marker="o" if len(x) <= 20 else None)  # a short curve stays visible
     if len(ys) > 1:
         sd = ys.std(0, ddof=1)
-        ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+        if len(x) == 1:  # one measurement: a band has no width, draw the spread as an error bar
+            ax.errorbar(x, mean, yerr=sd, color=line.get_color(), capsize=4)
+        else:
+            ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
 
 
 def _curves_by_step(groups, spec, path, notes) -> bool:
