@@ -115,8 +115,8 @@ def test_no_checkpoint_is_written_from_a_nonfinite_state(tmp_path):
 
 def test_corrupt_latest_checkpoint_falls_back(tmp_path):
     run = tmp_path / "r"
-    checkpoint.save({"step": 1, "x": torch.ones(3)}, str(run), 1, keep=3)
-    checkpoint.save({"step": 2, "x": torch.ones(3)}, str(run), 2, keep=3)
+    for step in (1, 2):  # the entries every checkpoint holds (checkpoint.MODEL_KEYS)
+        checkpoint.save({"step": step, "config": {}, "G": {"w": torch.ones(3)}, "D": {}}, str(run), step, keep=3)
     latest = checkpoint.path_for(str(run), 2)
     with open(latest, "r+b") as f:  # truncate: a disk that filled up
         f.truncate(20)
