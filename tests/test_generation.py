@@ -356,3 +356,17 @@ def test_adapt_needs_a_classifier_for_the_dataset(tmp_path, capsys):
     run_dir = train.train(cfg, data=TinyImages((3, 32, 32))).run_dir
     assert adapt.main(["--run", run_dir]) == 2
     assert "no domain classifier for dataset 'cifar10'" in capsys.readouterr().err
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    """A file written through atomic_path has open()'s mode under the umask, not mkstemp's private 0600."""
+    from wgan_fast.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(str(tmp_path / "config.json"), "{}")
+        with open(tmp_path / "plain.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "config.json").st_mode & 0o777) == (os.stat(tmp_path / "plain.json").st_mode & 0o777) == 0o644

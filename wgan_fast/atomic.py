@@ -31,6 +31,7 @@ def atomic_path(final: str, prefix: str = ".tmp_"):
     suffix = os.path.splitext(final)[1] + ".tmp"  # keeps the extension visible to writers that infer a format
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; the final file gets open()'s usual mode
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -41,6 +42,12 @@ def atomic_path(final: str, prefix: str = ".tmp_"):
             os.unlink(tmp)
         raise
     fsync_dir(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str, text: str) -> str:
