@@ -38,3 +38,12 @@ def _seed():
     torch.manual_seed(0)
 
 
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: on a CPU shared with other jobs, two threads stall at every layer's barrier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

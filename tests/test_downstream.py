@@ -31,12 +31,8 @@ TINY = cas.Budget(steps=12, batch_size=16)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One thread: on a CPU shared with other jobs, two threads stall at every layer's barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # conftest.one_thread for every test here
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

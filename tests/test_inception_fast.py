@@ -16,12 +16,8 @@ pytestmark = [pytest.mark.skipif(not os.path.exists(FASHION), reason=f"Fashion-M
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One thread: on a CPU shared with other jobs a 2-thread forward stalls at each barrier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # conftest.one_thread for every test here
     yield
-    torch.set_num_threads(before)
 
 
 def fashion(split: str, n: int) -> torch.Tensor:
