@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-from wgan_fast import metrics, run_folder
+from wgan_fast import errors, metrics, run_folder
 from wgan_fast.atomic import write_text
 from wgan_fast.classifier import load_split, read_manifest
 from wgan_fast.metrics.cas import Budget
@@ -160,7 +160,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="JSON file to write")
     p.add_argument("--figures", default="docs/images", help="folder for the figures")
     args = p.parse_args(argv)
+    return errors.run("measure_downstream", measure, args)
+
+
+def measure(args) -> int:
     torch.set_num_threads(args.threads)
+    os.makedirs(args.figures, exist_ok=True)
     s = settings(args)
     result = dict(date=datetime.date.today().isoformat(), machine=platform.processor() or platform.machine(),
                   cpus=os.cpu_count(), torch=torch.__version__, threads=args.threads,

@@ -240,3 +240,38 @@ def test_command_end_to_end(runs, tmp_path, capsys):
     assert m["memorization"]["features"] == "pixels" and "nn_distances" not in m["memorization"]
     assert os.path.exists(tmp_path / "report_augmentation.png")
     assert os.path.exists(tmp_path / "report_memorization_pairs.png")
+
+
+def test_measure_downstream_script_quick(runs, tmp_path):
+    """scripts/measure_downstream.py (the docs' numbers come from it) end to end at --quick counts: JSON with
+    every row the docs quote, both figures per run, the markdown tables; a run folder that is not one is one line."""
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "measure_downstream.py")
+    out, figures = tmp_path / "downstream.json", tmp_path / "figures"  # made by the script
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, script, runs["conditional"], runs["unconditional"], "--quick", "--reference",
+                        "--nn-timing", "--out", str(out), "--figures", str(figures)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [x["conditional"] for x in result["runs"]] == [True, False]
+    for x, name in zip(result["runs"], ("cond", "uncond")):
+        assert x["cas"]["n_train"] == 100 and 0 <= x["cas"]["accuracy"] <= 1 and "baseline_accuracy" in x["cas"]
+        assert sorted(x["augmentation"]["sizes"], key=int) == ["2", "5"] and x["augmentation"]["seeds"] == [0, 1]
+        assert x["memorization"]["n_generated"] == 100 and x["memorization"]["n_train"] == 2000
+        assert (figures / f"augmentation_{name}.png").stat().st_size > 1000
+        assert (figures / f"memorization_{name}.png").stat().st_size > 1000
+    assert result["runs"][1]["cas"]["labels_from"] != result["runs"][0]["cas"]["labels_from"]
+    ref = result["reference"]
+    assert ref["cas_true_labels"]["accuracy"] > ref["cas_shuffled_labels"]["accuracy"]
+    assert ref["memorization_real_test"]["n_generated"] == 5000
+    assert {(t["features"], t["search_dtype"]) for t in result["nn_timing"]} == {
+        (f, d) for f in ("pixels", "classifier") for d in ("float32", "float64")}
+    assert all(t["queries"] == 500 and t["refs"] == 3000 and t["seconds"] >= 0 for t in result["nn_timing"])
+    for row in (r"^\| CAS \| 0\.\d{4} \| 100 generated", r"^\| 2 \| 0\.\d{4} ± 0\.\d{4} \| ",
+                r"^\| authenticity of real test images \| ", r"^nearest neighbours, 500 among 3000, classifier"):
+        assert re.search(row, r.stdout, re.MULTILINE), row
+    bad = subprocess.run([sys.executable, script, str(tmp_path / "no_such_run"), "--quick"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and len(lines) == 1, bad.stderr[-2000:]
+    assert "no_such_run" in lines[0]
