@@ -21,7 +21,8 @@ See docs/studies.md for the YAML, the storage and how a killed study resumes."""
 def _run_help() -> str:
     from .presets import STUDY_PRESETS  # noqa: PLC0415
 
-    presets = "\n".join(f"  {name:<16} {p['description']}" for name, p in STUDY_PRESETS.items())
+    width = max(map(len, STUDY_PRESETS))
+    presets = "\n".join(f"  {name:<{width}} {p['description']}" for name, p in STUDY_PRESETS.items())
     return f"""\
 Run a study, or resume it: the same command continues where a killed one stopped (finished trials kept, a trial
 that was running resumes from its checkpoint, nothing runs twice). Results land in OUT_DIR/NAME/: a run folder per
