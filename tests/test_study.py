@@ -74,7 +74,7 @@ def test_grid_with_two_workers_end_to_end(tmp_path):
     # the two workers ran trials at the same time: the second started before the first ended
     assert r.stderr.index("trial 1 started") < r.stderr.index("trial 0 complete"), r.stderr
     report = (folder / "report.md").read_text()
-    assert "| gp_weight | wdist (min) |" in report and report.count("| `") == 2
+    assert "| # | gp_weight | wdist (min) |" in report and report.count("| `") == 2
     for fig in ("objective_vs_steps.png", "objective_vs_time.png", "samples.png"):
         assert (folder / "figures" / fig).stat().st_size > 5000, fig
         assert f"figures/{fig}" in report
@@ -205,3 +205,37 @@ def test_an_fid_objective_is_measured_by_the_in_training_evaluation(tmp_path):
         evals = [json.loads(line) for line in open(os.path.join(row["run_dir"], "metrics.jsonl")) if "eval_fid" in line]
         assert [e["step"] for e in evals] == [2, 4] and all(e["eval_n"] == 16 for e in evals)
     assert "fid (classifier features, 16 samples vs 16 real)" in (tmp_path / "studies/f/report.md").read_text()
+
+
+def test_report_figures_of_many_configurations_name_the_best_by_table_row(tmp_path, monkeypatch):
+    """A search's 12 configurations: the curves name the best six by their table row (#1..#6, the rest grey as
+    'the other 6'), the sample figure shows the best eight, titled by row; a short grid keeps its full labels."""
+    from types import SimpleNamespace
+
+    from wgan_fast.study import report, results
+
+    long_keys = ["lr_g", "lr_d", "beta1", "beta2", "n_critic", "batch_size"]
+    spec = SimpleNamespace(varied=long_keys, name="s", objective={"metric": "fid", "direction": "minimize"})
+    grid_png = tmp_path / "samples" / "step_00000010.png"
+    grid_png.parent.mkdir()
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(grid_png)
+    groups = [results.Group(f"point{i:04d}", {k: 0.001 * (i + 1) for k in long_keys},
+                            [{"state": "COMPLETE", "objective": float(i), "curve": [[5, 1.0, 30.0 - i], [10, 2.0, 20.0 - i]],
+                              "run_dir": str(tmp_path), "seed": 0}]) for i in range(12)]
+    legends, titles = [], []
+    import matplotlib.axes
+    real_legend, real_title = matplotlib.axes.Axes.legend, matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", lambda ax, *a, **k: (
+        legends.append([t for t in ax.get_legend_handles_labels()[1]]), real_legend(ax, *a, **k))[1])
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, t, *a, **k: (
+        titles.append(t), real_title(ax, t, *a, **k))[1])
+    notes = []
+    assert report._curves_by_step(groups, spec, str(tmp_path / "c.png"), notes)
+    assert legends[-1] == [f"#{i} (n=1)" for i in range(1, 7)] + ["the other 6"]
+    assert report._sample_grids(groups, spec, str(tmp_path / "g.png"), notes)
+    assert [t.split("\n")[0] for t in titles if t.startswith("#")] == [f"#{i}" for i in range(1, 9)]
+    short = SimpleNamespace(varied=["gp_weight"], name="s", objective=spec.objective)
+    few = [results.Group(g.point, {"gp_weight": i}, g.rows) for i, g in enumerate(groups[:3])]
+    assert report._curves_by_step(few, short, str(tmp_path / "c2.png"), notes)
+    assert legends[-1] == [f"gp_weight={i} (n=1)" for i in range(3)]

@@ -19,6 +19,8 @@ from . import results
 from .spec import LOG_METRICS
 
 FIGURES = "figures"
+LABELLED = 6  # configurations named in a figure; beyond that the best LABELLED are, the rest drawn grey
+GRIDS = 8     # sample grids shown (the best configurations')
 
 
 def write_report(study, spec, study_dir: str) -> str:
@@ -73,11 +75,11 @@ def _table(spec, groups) -> str:
     extra = [m for m in results.metric_names(rows)
              if m.startswith(("eval_", "best_")) or m in ("precision", "recall", "class_acc", "wdist")]
     extra = [m for m in extra if m not in (f"eval_{metric}",) and not m.startswith("eval_n")]
-    head = spec.varied + [f"{metric} ({spec.objective['direction'][:3]})"] + extra + \
+    head = ["#"] + spec.varied + [f"{metric} ({spec.objective['direction'][:3]})"] + extra + \
         ["steps", "wall s", "it/s", "seeds", "failed", "pruned"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for g in groups:
-        cells = [f"`{g.params.get(k)}`" for k in spec.varied] + [f"**{results.mean_std(g.values('objective'))}**"]
+    for rank, g in enumerate(groups, 1):
+        cells = [str(rank)] + [f"`{g.params.get(k)}`" for k in spec.varied] + [f"**{results.mean_std(g.values('objective'))}**"]
         cells += [results.mean_std(g.values(f"m_{m}")) for m in extra]
         cells += [results.mean_std(g.values(k)) for k in ("steps", "seconds", "it_per_s")]
         cells += [str(g.count("COMPLETE")), str(g.count("FAIL")), str(g.count("PRUNED"))]
@@ -87,6 +89,12 @@ def _table(spec, groups) -> str:
 
 def _label(g, spec) -> str:
     return ", ".join(f"{k}={g.params.get(k)}" for k in spec.varied) or g.point
+
+
+def _figure_label(rank: int, g, spec, n_groups: int) -> str:
+    """`#rank` (the table's row) alone when the full label would not fit a legend or a title."""
+    full = _label(g, spec)
+    return full if n_groups <= LABELLED and len(full) <= 60 else f"#{rank}"
 
 
 def _plt():
@@ -106,7 +114,10 @@ def _save(fig, path: str) -> None:
 def _band(ax, x, ys, label) -> None:
     ys = np.asarray(ys, dtype=float)
     mean = ys.mean(0)
-    (line,) = ax.plot(x, mean, label=label, marker="o" if len(x) <= 20 else None)  # a short curve stays visible
+    if label is None:  # one of many: context, not a named curve
+        ax.plot(x, mean, color="0.75", linewidth=0.8, zorder=1)
+        return
+    (line,) = ax.plot(x, mean, label=label, marker="o" if len(x) <= 20 else None, zorder=2)  # short: markers
     if len(ys) > 1:
         sd = ys.std(0, ddof=1)
         if len(x) == 1:  # one measurement: a band has no width, draw the spread as an error bar
@@ -128,7 +139,7 @@ def _curves_by_time(groups, spec, path, notes) -> bool:
 def _curves(groups, spec, path, notes, by_time: bool) -> bool:
     plotted, plt = 0, _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for g in groups:
+    for rank, g in enumerate(groups, 1):
         curves = [r["curve"] for r in g.rows if r["state"] in ("COMPLETE", "PRUNED") and r["curve"]]
         if not curves:
             continue
@@ -144,7 +155,8 @@ def _curves(groups, spec, path, notes, by_time: bool) -> bool:
                 continue
             x = np.array(steps)
             ys = [[dict((p[0], p[2]) for p in c)[s] for s in steps] for c in curves]
-        _band(ax, x, ys, f"{_label(g, spec)} (n={len(curves)})")
+        named = rank <= LABELLED
+        _band(ax, x, ys, f"{_figure_label(rank, g, spec, len(groups))} (n={len(curves)})" if named else None)
         plotted += 1
     if not plotted:
         plt.close(fig)
@@ -155,7 +167,10 @@ def _curves(groups, spec, path, notes, by_time: bool) -> bool:
     ax.set_ylabel(spec.objective["metric"])
     ax.set_title(f"{spec.name}: {spec.objective['metric']} (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if len(groups) > LABELLED:
+        ax.plot([], [], color="0.75", label=f"the other {len(groups) - LABELLED}")
+    numbered = _figure_label(1, groups[0], spec, len(groups)).startswith("#")
+    ax.legend(fontsize=8, title="#k: row k of report.md's table" if numbered else None, title_fontsize=8)
     _save(fig, path)
     plt.close(fig)
     return True
@@ -167,13 +182,14 @@ def _last_grid(row) -> str | None:
 
 
 def _sample_grids(groups, spec, path, notes) -> bool:
-    """The last sample grid of each configuration (its first seed with one), side by side."""
+    """The last sample grid of each configuration (its first seed with one), side by side: the best GRIDS."""
     picks = []
-    for g in groups:
+    for rank, g in enumerate(groups, 1):
         grid = next((p for p in map(_last_grid, g.rows) if p), None)
         if grid:
-            picks.append((g, grid))
+            picks.append((rank, g, grid))
     missing = len(groups) - len(picks)
+    picks = picks[:GRIDS]
     if missing:
         notes.append(f"{missing} configuration(s) have no sample grid in this folder (not run here, or not yet)")
     if not picks:
@@ -186,9 +202,9 @@ def _sample_grids(groups, spec, path, notes) -> bool:
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.5 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (g, grid) in zip(axes.flat, picks):
+    for ax, (rank, g, grid) in zip(axes.flat, picks):
         ax.imshow(np.asarray(Image.open(grid).convert("RGB")))
-        ax.set_title(f"{_label(g, spec)}\n{os.path.basename(grid)[5:-4].lstrip('0')} steps", fontsize=8)
+        ax.set_title(f"{_figure_label(rank, g, spec, len(groups))}\n{os.path.basename(grid)[5:-4].lstrip('0')} steps", fontsize=8)
     _save(fig, path)
     plt.close(fig)
     return True
