@@ -20,6 +20,26 @@ FASHION = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not os.path.exists(FASHION), reason=f"Fashion-MNIST IDX files not in {FASHION}")
 
 
+def test_plain_recipe_is_the_default_preset():
+    """The plain eager baseline trains what the default preset trains: same recipe keys, same pair (parameter
+    shapes), so the time-to-quality ratio measures engineering, not a different recipe."""
+    import torch
+    from plain_wgan_gp import RECIPES, Z_DIM, critic, generator
+
+    from wgan_fast import config, models
+
+    cfg = config.resolve(dict(preset="fashion-wgan-gp", device="cpu"))
+    r = RECIPES["plain"]
+    assert (r.n_critic, r.lr_d, r.lr_g, r.betas, r.ema, r.base, r.batch, r.lazy_reg) == (
+        cfg["n_critic"], cfg["lr_d"], cfg["lr_g"], (cfg["beta1"], cfg["beta2"]), cfg["ema"], cfg["g_base"],
+        cfg["batch_size"], cfg["lazy_reg"])
+    assert cfg["g_base"] == cfg["d_base"] and cfg["z_dim"] == Z_DIM and cfg["gp_weight"] == 10.0
+    G, D = models.from_config(cfg)
+    shapes = lambda m: sorted(tuple(p.shape) for p in m.parameters())  # noqa: E731
+    assert shapes(generator(r.base)) == shapes(G) and shapes(critic(r.base)) == shapes(D)
+    assert critic(r.base)(torch.zeros(3, 1, 28, 28)).shape == (3,)
+
+
 @needs_fashion
 def test_smoke_every_recipe_reports_its_curve(tmp_path):
     report = ttq.run_all(ttq.main_args(["--minutes", "5", "--steps", "4", "--eval-every", "2", "--n", "40",
@@ -43,3 +63,18 @@ def test_full_time_to_quality():
         json.dump(report, f, indent=1)
     print(ttq.table(report))
     assert all(r["curve"] for r in report["results"].values())
+
+
+def test_thresholds_option():
+    assert ttq.main_args([]).thresholds == (100.0, 70.0)
+    assert ttq.main_args(["--thresholds", "40,20"]).thresholds == (40.0, 20.0)
+    for bad in ("x", "", "10,-1"):
+        with pytest.raises(SystemExit):
+            ttq.main_args(["--thresholds", bad])
+    curve = [(500, 30.0, 45.0), (1000, 61.0, 19.0)]
+    report = {"n": 10, "eval_every": 500, "features": "classifier", "minutes": 1, "thresholds": [40.0, 20.0],
+              "results": {r: {"curve": curve, "below_40": ttq.first_below(curve, 40.0),
+                              "below_20": ttq.first_below(curve, 20.0)} for r in ttq.RECIPES}}
+    report["ratios"] = ttq.ratios(report["results"], (40.0, 20.0))
+    assert report["ratios"]["stock_over_wgan_fast_below_20"] == 1.0
+    assert "<40: 61 s (step 1000)" in ttq.table(report) and "<20: 61 s" in ttq.table(report)

@@ -129,13 +129,13 @@ def run_one(args) -> dict:
     else:
         run_plain(args, record, args.recipe)
     return dict(recipe=args.recipe, threads=torch.get_num_threads(), curve=curve,
-                **{f"below_{t:g}": first_below(curve, t) for t in THRESHOLDS})
+                **{f"below_{t:g}": first_below(curve, t) for t in args.thresholds})
 
 
 def child_command(args, recipe: str, threads: int) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), "--recipe", recipe, "--minutes", str(args.minutes),
             "--eval-every", str(args.eval_every), "--n", str(args.n), "--features", args.features,
-            "--steps", str(args.steps),
+            "--steps", str(args.steps), "--thresholds", ",".join(f"{t:g}" for t in args.thresholds),
             "--threads", str(threads), "--work", os.path.join(args.work, recipe)]
 
 
@@ -154,14 +154,14 @@ def run_all(args) -> dict:
                 raise SystemExit(f"time_to_quality: recipe {recipe} failed (exit {proc.returncode})")
             results[recipe] = json.loads(out.strip().splitlines()[-1])
     return dict(minutes=args.minutes, steps=args.steps, eval_every=args.eval_every, n=args.n, features=args.features, jobs=jobs,
-                torch=torch.__version__, date=time.strftime("%Y-%m-%d %H:%M"), results=results,
-                ratios=ratios(results))
+                thresholds=list(args.thresholds), torch=torch.__version__, date=time.strftime("%Y-%m-%d %H:%M"),
+                results=results, ratios=ratios(results, args.thresholds))
 
 
-def ratios(results) -> dict:
+def ratios(results, thresholds=THRESHOLDS) -> dict:
     """For each threshold: each baseline's time over wgan_fast's (None where either did not get there)."""
     out = {}
-    for t in THRESHOLDS:
+    for t in thresholds:
         ours = results["wgan_fast"][f"below_{t:g}"]
         for other in ("plain", "stock"):
             theirs = results[other][f"below_{t:g}"]
@@ -175,7 +175,7 @@ def table(report) -> str:
              f"{report['eval_every']} steps, {report['features']} features, {report['minutes']} min each)"]
     for recipe, r in report["results"].items():
         cells = []
-        for t in THRESHOLDS:
+        for t in report.get("thresholds", THRESHOLDS):
             hit = r[f"below_{t:g}"]
             cells.append(f"<{t:g}: " + (f"{hit['seconds']:.0f} s (step {hit['step']})" if hit else "not reached"))
         last = r["curve"][-1] if r["curve"] else None
@@ -184,6 +184,16 @@ def table(report) -> str:
     for k, v in report["ratios"].items():
         lines.append(f"  {k}: {'not reached' if v is None else f'{v:.2f}x'}")
     return "\n".join(lines)
+
+
+def _thresholds(text: str) -> tuple:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, got {text!r}")
+    return values
 
 
 def main_args(argv=None) -> argparse.Namespace:
@@ -195,6 +205,9 @@ def main_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=250, help="generator steps between evaluations")
     p.add_argument("--n", type=int, default=2000, help="generated and real images per FID")
     p.add_argument("--features", choices=("inception", "classifier"), default="inception")
+    p.add_argument("--thresholds", type=_thresholds, default=THRESHOLDS,
+                   help="FID levels to time, comma-separated (default 100,70: Inception FID-2k; the classifier "
+                        "features' FID runs lower and needs its own)")
     p.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per recipe (default: cores / jobs)")
     p.add_argument("--work", default=os.path.join(HERE, "results", "ttq_runs"), help="scratch folder of the runs")
