@@ -91,10 +91,12 @@ def _label(g, spec) -> str:
     return ", ".join(f"{k}={g.params.get(k)}" for k in spec.varied) or g.point
 
 
-def _figure_label(rank: int, g, spec, n_groups: int) -> str:
-    """`#rank` (the table's row) alone when the full label would not fit a legend or a title."""
-    full = _label(g, spec)
-    return full if n_groups <= LABELLED and len(full) <= 60 else f"#{rank}"
+def _figure_labels(groups, spec) -> list[str]:
+    """One name per configuration for figures: the full labels when few and short, else `#k` (the table's row)."""
+    full = [_label(g, spec) for g in groups]
+    if len(groups) <= LABELLED and all(len(f) <= 60 for f in full):
+        return full
+    return [f"#{rank}" for rank in range(1, len(groups) + 1)]
 
 
 def _plt():
@@ -137,9 +139,10 @@ def _curves_by_time(groups, spec, path, notes) -> bool:
 
 
 def _curves(groups, spec, path, notes, by_time: bool) -> bool:
-    plotted, plt = 0, _plt()
+    plotted, grey, plt = 0, 0, _plt()
+    labels = _figure_labels(groups, spec)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for rank, g in enumerate(groups, 1):
+    for rank, (g, name) in enumerate(zip(groups, labels), 1):
         curves = [r["curve"] for r in g.rows if r["state"] in ("COMPLETE", "PRUNED") and r["curve"]]
         if not curves:
             continue
@@ -156,8 +159,8 @@ def _curves(groups, spec, path, notes, by_time: bool) -> bool:
             x = np.array(steps)
             ys = [[dict((p[0], p[2]) for p in c)[s] for s in steps] for c in curves]
         named = rank <= LABELLED
-        _band(ax, x, ys, f"{_figure_label(rank, g, spec, len(groups))} (n={len(curves)})" if named else None)
-        plotted += 1
+        _band(ax, x, ys, f"{name} (n={len(curves)})" if named else None)
+        plotted, grey = plotted + 1, grey + (not named)
     if not plotted:
         plt.close(fig)
         notes.append(f"no curves of the objective to plot against {'time' if by_time else 'steps'} "
@@ -167,9 +170,9 @@ def _curves(groups, spec, path, notes, by_time: bool) -> bool:
     ax.set_ylabel(spec.objective["metric"])
     ax.set_title(f"{spec.name}: {spec.objective['metric']} (mean ± sd over seeds)")
     ax.grid(alpha=0.3)
-    if len(groups) > LABELLED:
-        ax.plot([], [], color="0.75", label=f"the other {len(groups) - LABELLED}")
-    numbered = _figure_label(1, groups[0], spec, len(groups)).startswith("#")
+    if grey:
+        ax.plot([], [], color="0.75", label=f"the other {grey}")
+    numbered = labels[0].startswith("#")
     ax.legend(fontsize=8, title="#k: row k of report.md's table" if numbered else None, title_fontsize=8)
     _save(fig, path)
     plt.close(fig)
@@ -184,10 +187,10 @@ def _last_grid(row) -> str | None:
 def _sample_grids(groups, spec, path, notes) -> bool:
     """The last sample grid of each configuration (its first seed with one), side by side: the best GRIDS."""
     picks = []
-    for rank, g in enumerate(groups, 1):
+    for g, name in zip(groups, _figure_labels(groups, spec)):
         grid = next((p for p in map(_last_grid, g.rows) if p), None)
         if grid:
-            picks.append((rank, g, grid))
+            picks.append((name, grid))
     missing = len(groups) - len(picks)
     picks = picks[:GRIDS]
     if missing:
@@ -202,9 +205,9 @@ def _sample_grids(groups, spec, path, notes) -> bool:
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.5 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (rank, g, grid) in zip(axes.flat, picks):
+    for ax, (name, grid) in zip(axes.flat, picks):
         ax.imshow(np.asarray(Image.open(grid).convert("RGB")))
-        ax.set_title(f"{_figure_label(rank, g, spec, len(groups))}\n{os.path.basename(grid)[5:-4].lstrip('0')} steps", fontsize=8)
+        ax.set_title(f"{name}\n{os.path.basename(grid)[5:-4].lstrip('0')} steps", fontsize=8)
     _save(fig, path)
     plt.close(fig)
     return True
