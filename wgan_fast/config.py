@@ -96,6 +96,10 @@ KEYS = (
     Key("gp_center", 1.0, "algorithm", "target gradient norm of the penalty", low=0),
     Key("r1_weight", 0.0, "algorithm", "zero-centred penalty on real data (R1), weight as given (gamma/2)", low=0),
     Key("lazy_reg", 1, "algorithm", "apply the penalties every k-th critic step with weight x k", low=1),
+    Key("ac_weight", 0.0, "algorithm", "conditional only: weight of the critic's auxiliary classifier "
+        "(AC-GAN) cross-entropy on real images (0: no class head)", low=0),
+    Key("ac_weight_g", 0.0, "algorithm", "conditional only: weight of that classifier's cross-entropy on the "
+        "generator's samples in the generator loss (Gulrajani et al.: 1 and 0.1)", low=0),
     Key("clip", 0.01, "algorithm", "weight-clipping bound c (wgan-clip)", low=0),
     Key("sn_iterations", 1, "algorithm", "power iterations per critic step (wgan-sn)", low=1),
     # optimisation
@@ -307,6 +311,12 @@ def validate(cfg: dict) -> None:
         raise ConfigError(
             "critic_norm: BatchNorm in a critic trained with a gradient penalty mixes samples and breaks the "
             "per-sample penalty; use none, layer or instance")
+    if (cfg["ac_weight"] > 0 or cfg["ac_weight_g"] > 0) and not cfg["conditional"]:
+        raise ConfigError(f"ac_weight: the auxiliary classifier needs class labels: set conditional true, or "
+                          f"ac_weight and ac_weight_g to 0 (got {cfg['ac_weight']!r}, {cfg['ac_weight_g']!r})")
+    need(cfg["ac_weight_g"] == 0 or cfg["ac_weight"] > 0, "ac_weight",
+         f"must be > 0 when ac_weight_g is ({cfg['ac_weight_g']!r}): an untrained class head gives the generator "
+         f"noise to follow")
     if cfg["resume"] and cfg["overwrite"]:
         raise ConfigError("overwrite: resume=true continues the run folder, overwrite=true deletes it; choose one")
     toy = cfg["dataset"].startswith("toy-")

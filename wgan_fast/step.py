@@ -22,7 +22,7 @@ class Metrics:
     """Sums kept on the device; fetched once per log interval (one host sync)."""
 
     NAMES = ("loss_d", "loss_g", "wdist", "penalty", "gnorm_mean", "gnorm_sq", "d_real", "d_fake", "n_critic",
-             "n_pen", "n_gen", "n_skipped")
+             "n_pen", "n_gen", "n_skipped", "ac_real", "ac_fake")
 
     def __init__(self, device):
         self.buf = torch.zeros(len(self.NAMES), device=device, dtype=torch.float64)
@@ -41,6 +41,8 @@ class Metrics:
         out["gnorm_mean"] = d["gnorm_mean"] / npen
         out["gnorm_std"] = max(d["gnorm_sq"] / npen - out["gnorm_mean"] ** 2, 0.0) ** 0.5
         out["critic_steps"], out["skipped_steps"] = d["n_critic"], d["n_skipped"]
+        if d["ac_real"] or d["ac_fake"]:  # the auxiliary classifier's cross-entropies (ac_weight > 0 only)
+            out["ac_real"], out["ac_fake"] = d["ac_real"] / nc, d["ac_fake"] / ng
         return out
 
 
@@ -60,24 +62,34 @@ class Parts:
     metrics: Metrics
 
 
-def _critic_scores(D, real, fake, labels):
+def _critic_scores(D, real, fake, labels, logits: bool):
+    """Scores of real and fake, and with `logits` the class head's logits of the real images (else None)."""
     if has_batchnorm(D):
-        return D(real, labels), D(fake, labels)
+        if logits:
+            (d_real, real_logits), d_fake = D(real, labels, return_logits=True), D(fake, labels)
+            return d_real, d_fake, real_logits
+        return D(real, labels), D(fake, labels), None
     both = None if labels is None else torch.cat([labels, labels])
-    scores = D(torch.cat([real, fake]), both)
-    return scores[: real.shape[0]], scores[real.shape[0]:]
+    out = D(torch.cat([real, fake]), both, return_logits=True) if logits else (D(torch.cat([real, fake]), both),)
+    n = real.shape[0]
+    return out[0][:n], out[0][n:], out[1][:n] if logits else None
 
 
 def critic_step(p: Parts, real, labels, z, alpha, critic_iter: int):
     cfg, D, algo = p.cfg, p.D, p.cfg["algorithm"]
     with torch.no_grad(), p.autocast():
         fake = p.G(z, labels).to(real.dtype)
+    ac = cfg["ac_weight"]
     with p.autocast():
-        d_real, d_fake = (s.float() for s in _critic_scores(D, real, fake, labels))
+        d_real, d_fake, real_logits = _critic_scores(D, real, fake, labels, logits=ac > 0)
+        d_real, d_fake = d_real.float(), d_fake.float()
         if algo == "gan":
             loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
         else:
             loss = d_fake.mean() - d_real.mean()
+        if ac > 0:  # the class head learns real images' classes only (fakes' would teach it the generator's errors)
+            ac_real = F.cross_entropy(real_logits.float(), labels)
+            loss = loss + ac * ac_real
     penalty, norms = torch.zeros((), device=real.device), None
     lazy = cfg["lazy_reg"]  # the penalty every k-th critic step, weighted x k
     if critic_iter % lazy == 0:
@@ -103,6 +115,8 @@ def critic_step(p: Parts, real, labels, z, alpha, critic_iter: int):
     keep = _keep(p.scaler_d, loss + penalty)
     p.metrics.add(loss_d=keep(loss + penalty), wdist=keep(d_real.mean() - d_fake.mean()), penalty=keep(penalty),
                   d_real=keep(d_real.mean()), d_fake=keep(d_fake.mean()), n_critic=keep(1.0))
+    if ac > 0:
+        p.metrics.add(ac_real=keep(ac_real))
     if norms is not None:
         p.metrics.add(gnorm_mean=keep(norms.float().mean()), gnorm_sq=keep(norms.float().square().mean()),
                       n_pen=keep(1.0))
@@ -123,9 +137,14 @@ def _keep(scaler, total):
 
 def generator_step(p: Parts, z, labels):
     p.D.requires_grad_(False)  # no critic weight gradients in the generator step
+    ac = p.cfg["ac_weight_g"]
     with p.autocast():
-        scores = p.D(p.G(z, labels), labels).float()
+        out = p.D(p.G(z, labels), labels, return_logits=ac > 0)
+        scores = (out[0] if ac > 0 else out).float()
         loss = F.softplus(-scores).mean() if p.cfg["algorithm"] == "gan" else -scores.mean()
+        if ac > 0:  # samples the class head files under the class they were made for
+            ac_fake = F.cross_entropy(out[1].float(), labels)
+            loss = loss + ac * ac_fake
     p.opt_g.zero_grad(set_to_none=True)
     p.scaler_g.scale(loss).backward()
     p.D.requires_grad_(True)
@@ -134,3 +153,5 @@ def generator_step(p: Parts, z, labels):
     p.scaler_g.update()
     keep = _keep(p.scaler_g, loss)
     p.metrics.add(loss_g=keep(loss), n_gen=keep(1.0))
+    if ac > 0:
+        p.metrics.add(ac_fake=keep(ac_fake))

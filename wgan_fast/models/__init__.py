@@ -2,7 +2,8 @@
 
 `build(kind, ...)` returns a (generator, critic) pair; every kind has a
 conditional variant (`num_classes > 0`): a class embedding concatenated to z
-in the generator, a projection discriminator in the critic, and takes its
+in the generator, a projection discriminator in the critic (plus, with
+`class_head`, an auxiliary classifier: `D(x, y, return_logits=True)`), and takes its
 hidden activation (ACTIVATIONS; "auto" is the class's DEFAULT_ACTIVATION).
 `from_config(cfg)` builds a run's pair (2-D toys included) and
 `check_config(cfg)` says, before anything runs, whether the model can be built
@@ -29,8 +30,9 @@ KINDS = tuple(PAIRS)
 
 def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes: int = 0,
           critic_norm: str = "none", g_base: int | None = None, d_base: int | None = None,
-          g_activation: str = "auto", d_activation: str = "auto", activation_slope: float = 0.2):
-    """(generator, critic) of the given kind."""
+          g_activation: str = "auto", d_activation: str = "auto", activation_slope: float = 0.2,
+          class_head: bool = False):
+    """(generator, critic) of the given kind; class_head: the conditional critic's auxiliary classifier."""
     if kind not in PAIRS:
         raise ValueError(f"model kind must be one of {KINDS}, got {kind!r}")
     G_cls, D_cls = PAIRS[kind]
@@ -39,10 +41,11 @@ def build(kind: str, *, resolution: int, channels: int, z_dim: int, num_classes:
     if kind == "mlp":
         shape = (channels, resolution, resolution)
         return (MLPGenerator(shape, z_dim=z_dim, num_classes=num_classes, **g_act),
-                MLPCritic(shape, num_classes=num_classes, norm=critic_norm, **d_act))
+                MLPCritic(shape, num_classes=num_classes, norm=critic_norm, class_head=class_head, **d_act))
     base_g, base_d = (g_base or 64, d_base or 64) if kind == "dcgan" else (g_base or 128, d_base or 128)
     return (G_cls(resolution, channels, z_dim, base=base_g, num_classes=num_classes, **g_act),
-            D_cls(resolution, channels, base=base_d, num_classes=num_classes, norm=critic_norm, **d_act))
+            D_cls(resolution, channels, base=base_d, num_classes=num_classes, norm=critic_norm, class_head=class_head,
+                  **d_act))
 
 
 def resolve_activation(cls, name: str) -> str:
@@ -91,7 +94,7 @@ def from_config(cfg: dict, device="cpu"):
     else:
         G, D = build(cfg["model"], resolution=cfg["resolution"], channels=cfg["channels"], z_dim=cfg["z_dim"],
                      num_classes=num_classes, critic_norm=cfg["critic_norm"], g_base=cfg["g_base"],
-                     d_base=cfg["d_base"], **acts)
+                     d_base=cfg["d_base"], class_head=cfg.get("ac_weight", 0.0) > 0, **acts)
     if cfg["algorithm"] == "wgan-sn":
         from .. import nn as wnn  # noqa: PLC0415
 

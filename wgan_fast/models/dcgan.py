@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..nn.penalty_layers import Conv2d
-from .layers import ACTIVATIONS, CRITIC_NORMS, ClassEmbedding, Projection, activation_layer, critic_norm
+from .layers import (ACTIVATIONS, CRITIC_NORMS, ClassEmbedding, ClassHead, Projection, activation_layer, critic_norm,
+                     critic_outputs)
 
 # resolution -> (first feature map size, number of stride-2 up/down layers)
 GEOMETRY = {28: (7, 2), 32: (4, 3), 64: (4, 4), 96: (6, 4)}
@@ -63,7 +64,7 @@ class DCGANCritic(nn.Module):
     DEFAULT_ACTIVATION = "leaky_relu"
 
     def __init__(self, resolution=64, channels=3, base=64, num_classes=0, norm="none", activation="leaky_relu",
-                 slope=0.2):
+                 slope=0.2, class_head=False):
         super().__init__()
         size0, n_down = geometry(resolution)
         self.num_classes = num_classes
@@ -77,10 +78,11 @@ class DCGANCritic(nn.Module):
         self.features = nn.Sequential(*[m for m in layers if not isinstance(m, nn.Identity)])
         self.out = Conv2d(ch, 1, size0, 1, 0)
         self.proj = Projection(num_classes, ch) if num_classes else None
+        self.class_head = ClassHead(num_classes, ch) if num_classes and class_head else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
         h = self.features(x)
         out = self.out(h).flatten(1).squeeze(1)
-        if self.proj is not None:
-            out = out + self.proj(h.sum((2, 3)), labels)
-        return out
+        if self.proj is None and not return_logits:
+            return out  # unconditional: no pooled features needed
+        return critic_outputs(self, out, h.sum((2, 3)), labels, return_logits)

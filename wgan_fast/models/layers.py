@@ -78,6 +78,30 @@ class Projection(nn.Module):
         return (self.embed(labels) * h).sum(1)
 
 
+class ClassHead(nn.Module):
+    """The critic's auxiliary classifier (AC-GAN, Odena et al. 2017; the conditional WGAN-GP of Gulrajani et
+    al. 2017): class logits from the pooled features the projection reads. Trained on real images only
+    (config ac_weight); the generator is pushed towards the class it was asked for (ac_weight_g)."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        self.linear = nn.Linear(features, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(h)
+
+
+def critic_outputs(critic: nn.Module, out: torch.Tensor, h: torch.Tensor, labels, return_logits: bool):
+    """The critic's score plus its projection term; with return_logits, (score, class logits) too."""
+    if critic.proj is not None:
+        out = out + critic.proj(h, labels)
+    if not return_logits:
+        return out
+    if critic.class_head is None:
+        raise ValueError("this critic has no class head: build it with class_head=True (config ac_weight > 0)")
+    return out, critic.class_head(h)
+
+
 def check_labels(labels: torch.Tensor, num_classes: int, batch: int) -> None:
     if labels.dtype not in (torch.int64, torch.int32) or labels.shape != (batch,):
         raise ValueError(f"labels must be an integer tensor of shape ({batch},), got {labels.dtype} {tuple(labels.shape)}")

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import ACTIVATIONS, ClassEmbedding, Projection, activation_layer
+from .layers import ACTIVATIONS, ClassEmbedding, ClassHead, Projection, activation_layer, critic_outputs
 
 
 class MLPGenerator(nn.Module):
@@ -46,7 +46,7 @@ class MLPCritic(nn.Module):
     DEFAULT_ACTIVATION = "leaky_relu"
 
     def __init__(self, in_shape=(1, 28, 28), hidden=(1024, 512, 256), num_classes=0, norm="none",
-                 activation="leaky_relu", slope=0.2):
+                 activation="leaky_relu", slope=0.2, class_head=False):
         super().__init__()
         if norm not in self.NORMS:
             raise ValueError(f"MLP critic norm must be 'none' or 'layer', got {norm!r}")
@@ -59,10 +59,8 @@ class MLPCritic(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out = nn.Linear(dims[-1], 1)
         self.proj = Projection(num_classes, dims[-1]) if num_classes else None
+        self.class_head = ClassHead(num_classes, dims[-1]) if num_classes and class_head else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, return_logits: bool = False):
         h = self.features(x.flatten(1))
-        out = self.out(h).squeeze(1)
-        if self.proj is not None:
-            out = out + self.proj(h, labels)
-        return out
+        return critic_outputs(self, self.out(h).squeeze(1), h, labels, return_logits)

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn.penalty_layers import Conv2d
-from .layers import ACTIVATIONS, CRITIC_NORMS, ClassEmbedding, Projection, activation_layer, critic_norm
+from .layers import (ACTIVATIONS, CRITIC_NORMS, ClassEmbedding, ClassHead, Projection, activation_layer, critic_norm,
+                     critic_outputs)
 
 
 class ResBlockUp(nn.Module):
@@ -87,7 +88,7 @@ class ResNetCritic(nn.Module):
     DEFAULT_ACTIVATION = "relu"
 
     def __init__(self, resolution=32, channels=3, base=128, num_classes=0, norm="none", activation="relu",
-                 slope=0.2):
+                 slope=0.2, class_head=False):
         super().__init__()
         if resolution != 32:
             raise ValueError(f"the ResNet models are for 32 px, got resolution {resolution}")
@@ -104,10 +105,8 @@ class ResNetCritic(nn.Module):
         self.act = act()
         self.out = nn.Linear(base, 1)
         self.proj = Projection(num_classes, base) if num_classes else None
+        self.class_head = ClassHead(num_classes, base) if num_classes and class_head else None
 
-    def forward(self, x, labels=None):
+    def forward(self, x, labels=None, return_logits: bool = False):
         h = self.act(self.blocks(x)).sum((2, 3))
-        out = self.out(h).squeeze(1)
-        if self.proj is not None:
-            out = out + self.proj(h, labels)
-        return out
+        return critic_outputs(self, self.out(h).squeeze(1), h, labels, return_logits)
