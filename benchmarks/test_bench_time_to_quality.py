@@ -78,3 +78,16 @@ def test_thresholds_option():
     report["ratios"] = ttq.ratios(report["results"], (40.0, 20.0))
     assert report["ratios"]["stock_over_wgan_fast_below_20"] == 1.0
     assert "<40: 61 s (step 1000)" in ttq.table(report) and "<20: 61 s" in ttq.table(report)
+
+
+@needs_fashion
+@pytest.mark.parametrize("recipe", ["plain", "wgan_fast"])
+def test_stop_when_reached(tmp_path, recipe):
+    """With --stop-when-reached a recipe stops at the first evaluation under every threshold; without, it
+    trains on to --steps."""
+    common = ["--recipe", recipe, "--steps", "6", "--eval-every", "2", "--n", "40", "--features", "classifier",
+              "--thresholds", "1e9,1e8", "--threads", "1"]
+    stopped = ttq.run_one(ttq.main_args(common + ["--stop-when-reached", "--work", str(tmp_path / "a")]))
+    full = ttq.run_one(ttq.main_args(common + ["--work", str(tmp_path / "b")]))
+    assert [s for s, _, _ in stopped["curve"]] == [2] and stopped["below_1e+08"]["step"] == 2
+    assert [s for s, _, _ in full["curve"]] == [2, 4, 6]

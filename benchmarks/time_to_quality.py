@@ -72,8 +72,8 @@ def run_wgan_fast(args, record) -> None:
 
     def on_event(event):
         if event.kind == "eval":
-            record(event.step, clock.seconds(), event.values["eval_fid"])
-            return clock.seconds() >= args.minutes * 60
+            done = record(event.step, clock.seconds(), event.values["eval_fid"])
+            return done or clock.seconds() >= args.minutes * 60
         return False
 
     try:
@@ -105,8 +105,8 @@ def run_plain(args, record, recipe: str) -> None:
 
     while clock.seconds() < args.minutes * 60 and trainer.steps < (args.steps or float("inf")):
         trainer.step()
-        if trainer.steps % args.eval_every == 0:
-            record(trainer.steps, clock.seconds(), score())
+        if trainer.steps % args.eval_every == 0 and record(trainer.steps, clock.seconds(), score()):
+            break
 
 
 def first_below(curve, threshold):
@@ -120,9 +120,11 @@ def run_one(args) -> dict:
     torch.manual_seed(0)
     curve = []
 
-    def record(step, seconds, fid):
+    def record(step, seconds, fid) -> bool:
+        """Keeps one evaluation; True when the recipe may stop (--stop-when-reached and every threshold met)."""
         curve.append((step, round(seconds, 2), fid))
         print(f"[{args.recipe}] step {step} train {seconds:.1f} s FID {fid:.2f}", file=sys.stderr, flush=True)
+        return args.stop_when_reached and all(first_below(curve, t) for t in args.thresholds)
 
     if args.recipe == "wgan_fast":
         run_wgan_fast(args, record)
@@ -136,7 +138,8 @@ def child_command(args, recipe: str, threads: int) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), "--recipe", recipe, "--minutes", str(args.minutes),
             "--eval-every", str(args.eval_every), "--n", str(args.n), "--features", args.features,
             "--steps", str(args.steps), "--thresholds", ",".join(f"{t:g}" for t in args.thresholds),
-            "--threads", str(threads), "--work", os.path.join(args.work, recipe)]
+            "--threads", str(threads), "--work", os.path.join(args.work, recipe)] + \
+        (["--stop-when-reached"] if args.stop_when_reached else [])
 
 
 def run_all(args) -> dict:
@@ -153,7 +156,8 @@ def run_all(args) -> dict:
             if proc.returncode != 0:
                 raise SystemExit(f"time_to_quality: recipe {recipe} failed (exit {proc.returncode})")
             results[recipe] = json.loads(out.strip().splitlines()[-1])
-    return dict(minutes=args.minutes, steps=args.steps, eval_every=args.eval_every, n=args.n, features=args.features, jobs=jobs,
+    return dict(minutes=args.minutes, steps=args.steps, stop_when_reached=args.stop_when_reached,
+                eval_every=args.eval_every, n=args.n, features=args.features, jobs=jobs,
                 thresholds=list(args.thresholds), torch=torch.__version__, date=time.strftime("%Y-%m-%d %H:%M"),
                 results=results, ratios=ratios(results, args.thresholds))
 
@@ -208,6 +212,8 @@ def main_args(argv=None) -> argparse.Namespace:
     p.add_argument("--thresholds", type=_thresholds, default=THRESHOLDS,
                    help="FID levels to time, comma-separated (default 100,70: Inception FID-2k; the classifier "
                         "features' FID runs lower and needs its own)")
+    p.add_argument("--stop-when-reached", action="store_true",
+                   help="stop a recipe once its FID fell below every threshold (saves the evaluations after)")
     p.add_argument("--jobs", type=int, default=1, help="recipes trained at once")
     p.add_argument("--threads", type=int, default=0, help="torch threads per recipe (default: cores / jobs)")
     p.add_argument("--work", default=os.path.join(HERE, "results", "ttq_runs"), help="scratch folder of the runs")
