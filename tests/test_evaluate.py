@@ -446,6 +446,9 @@ def test_class_accuracy_and_classifier_features(tiny_run, monkeypatch):
         acc = (model(x).argmax(1) == labels).double().mean().item()
         f_fake = model.features(x).double().numpy()
     assert got["class_acc"] == pytest.approx(acc)
+    hits = model(x).argmax(1) == labels
+    for c, a in enumerate(got["class_acc_by_class"]):
+        assert a == (None if not (labels == c).any() else pytest.approx(hits[labels == c].double().mean().item()))
     assert got["fid"] == pytest.approx(metrics.fid_from_features(ev.reference(), f_fake), rel=1e-6)
     with pytest.raises(ValueError, match="class-acc: needs a conditional run"):
         metrics.Evaluator(dict(run.cfg, conditional=False), "cpu", metrics=("class-acc",))

@@ -82,7 +82,9 @@ def rows(result: dict, split: str, kid_subsets: int) -> list[tuple[str, str, str
         out.append(("IS", f"{result['is']:.4f} ± {result['is_std']:.4f}", f"{n_fake} generated",
                     f"{min(10, n_fake)} splits"))
     if "class_acc" in result:
-        out.append(("class-acc", f"{result['class_acc']:.4f}", f"{n_fake} generated", "domain classifier"))
+        by_class = " ".join("-" if a is None else f"{a:.3f}" for a in result.get("class_acc_by_class", []))
+        out.append(("class-acc", f"{result['class_acc']:.4f}", f"{n_fake} generated",
+                    f"domain classifier; by class: {by_class}"))
     if "class_cov" in result:
         shares = " ".join(f"{x:.3f}" for x in result["class_shares"])
         out.append(("class-cov", f"{result['class_cov']:.4f}", both,

@@ -129,8 +129,11 @@ class Evaluator:
         if "class-acc" in self.metrics:
             if labels is None:
                 raise UsageError("class-acc: the generated images came without the labels they were made for")
-            predicted = self.classifier.logits(images).argmax(1)
-            result["class_acc"] = float((predicted == labels.cpu().numpy()).mean())
+            predicted, wanted = self.classifier.logits(images).argmax(1), labels.cpu().numpy()
+            result["class_acc"] = float((predicted == wanted).mean())
+            # per asked-for class (None where no sample was made for it): which classes fail
+            result["class_acc_by_class"] = [float((predicted[wanted == c] == c).mean()) if (wanted == c).any()
+                                            else None for c in range(self.classifier.num_classes)]
         if "class-cov" in self.metrics:
             real = self.real_classes()
             result.update(class_coverage(self.classifier.logits(images).argmax(1), real,
