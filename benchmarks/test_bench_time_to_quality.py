@@ -91,3 +91,10 @@ def test_stop_when_reached(tmp_path, recipe):
     full = ttq.run_one(ttq.main_args(common + ["--work", str(tmp_path / "b")]))
     assert [s for s, _, _ in stopped["curve"]] == [2] and stopped["below_1e+08"]["step"] == 2
     assert [s for s, _, _ in full["curve"]] == [2, 4, 6]
+
+
+@needs_fashion
+def test_a_plain_recipe_out_of_time_between_evaluations_scores_its_last_model(tmp_path):
+    r = ttq.run_one(ttq.main_args(["--recipe", "stock", "--steps", "3", "--eval-every", "2", "--n", "40",
+                                   "--features", "classifier", "--threads", "1", "--work", str(tmp_path)]))
+    assert [s for s, _, _ in r["curve"]] == [2, 3]

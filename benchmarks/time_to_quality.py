@@ -106,7 +106,9 @@ def run_plain(args, record, recipe: str) -> None:
     while clock.seconds() < args.minutes * 60 and trainer.steps < (args.steps or float("inf")):
         trainer.step()
         if trainer.steps % args.eval_every == 0 and record(trainer.steps, clock.seconds(), score()):
-            break
+            return
+    if trainer.steps % args.eval_every:  # out of time between evaluations: the last model is scored too
+        record(trainer.steps, clock.seconds(), score())
 
 
 def first_below(curve, threshold):
