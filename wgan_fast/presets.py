@@ -33,8 +33,11 @@ PRESETS = {
     "fashion-wgan-gp": _preset("the default: WGAN-GP, DCGAN-32 pair, Fashion-MNIST 28 px, study-tuned, 40k steps "
                                "(9.5 min on a CPU)",
                                **_FASHION, steps=40000, cpu_max_minutes=9.5),
-    "fashion-cwgan-gp": _preset("conditional WGAN-GP on Fashion-MNIST 28 px (projection critic), 40k steps",
-                                **_FASHION, conditional=True, num_classes=10, steps=40000),
+    # the projection critic plus an auxiliary classifier (AC-GAN, weight 1 on real images and 1 on the
+    # generator's): class accuracy 86.1-87.3% without it, 91.9-96.9% with it (three seeds, 5k steps; results.md)
+    "fashion-cwgan-gp": _preset("conditional WGAN-GP on Fashion-MNIST 28 px (projection critic + auxiliary "
+                                "classifier), 40k steps", **_FASHION, conditional=True, num_classes=10,
+                                ac_weight=1.0, ac_weight_g=1.0, steps=40000),
     "mnist-mlp-gan": _preset("GAN (non-saturating BCE), MLP pair, MNIST 28 px, 30k steps", algorithm="gan", **_MNIST_MLP),
     "mnist-mlp-wgan-clip": _preset("WGAN with weight clipping, MLP pair, MNIST 28 px, RMSprop 5e-5",
                                    algorithm="wgan-clip", **_MNIST_MLP),
