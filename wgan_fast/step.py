@@ -139,8 +139,9 @@ def generator_step(p: Parts, z, labels):
     p.D.requires_grad_(False)  # no critic weight gradients in the generator step
     ac = p.cfg["ac_weight_g"]
     with p.autocast():
-        out = p.D(p.G(z, labels), labels, return_logits=ac > 0)
-        scores = (out[0] if ac > 0 else out).float()
+        fake = p.G(z, labels)
+        out = p.D(fake, labels, return_logits=True) if ac > 0 else (p.D(fake, labels),)
+        scores = out[0].float()
         loss = F.softplus(-scores).mean() if p.cfg["algorithm"] == "gan" else -scores.mean()
         if ac > 0:  # samples the class head files under the class they were made for
             ac_fake = F.cross_entropy(out[1].float(), labels)
