@@ -77,8 +77,10 @@ def test_class_coverage_in_training_and_in_evaluate(tmp_path, capsys):
     rc = evaluate.main(["--run", run_dir, "--n", "40", "--n-real", "100", "--metrics", "class-cov", "--device", "cpu"])
     out = capsys.readouterr().out
     assert rc == 0 and "class-cov" in out and "min class share" in out and "shares by class:" in out, out
-    report = json.load(open(os.path.join(run_dir, "eval", "step_00000002_n40_test_inception.json")))
+    # named after the network that labelled the samples (no Inception was run)
+    report = json.load(open(os.path.join(run_dir, "eval", "step_00000002_n40_test_classifier.json")))
     assert len(report["metrics"]["class_shares"]) == 10 and report["network"].startswith("classifier-fashion-mnist")
+    assert report["features"] == "classifier"
 
 
 def test_class_coverage_needs_the_classifier_dataset():

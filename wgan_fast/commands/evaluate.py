@@ -111,7 +111,6 @@ def evaluate(args) -> dict:
     n = args.n or (10000 if device.type == "cuda" else 2000)
     n_real = args.n_real or n
     image_metrics, downstream_metrics = _metric_names(args.metrics)
-    features = args.features if image_metrics else None
     t0 = time.time()
     ev, result = None, {}
     with warnings.catch_warnings(record=True) as caught:
@@ -121,6 +120,9 @@ def evaluate(args) -> dict:
                            features=args.features, weights=args.weights, weights_sha256=args.weights_sha256,
                            batch_size=args.batch_size, kid_subsets=args.kid_subsets)
         split = ev.split if ev else args.split
+        # the features a number used: --features for fid/kid/pr, else the network that labelled or scored
+        features = None if ev is None else args.features if ev.network is not None else \
+            "inception" if ev.inception is not None else "classifier"
         out = args.out or os.path.join(run.run_dir, "eval", f"step_{run.step:08d}_n{n}_{split}_"
                                        f"{features or 'downstream'}.json")
         if ev:
