@@ -69,8 +69,8 @@ def _critic_scores(D, real, fake, labels, logits: bool):
             (d_real, real_logits), d_fake = D(real, labels, return_logits=True), D(fake, labels)
             return d_real, d_fake, real_logits
         return D(real, labels), D(fake, labels), None
-    both = None if labels is None else torch.cat([labels, labels])
-    out = D(torch.cat([real, fake]), both, return_logits=True) if logits else (D(torch.cat([real, fake]), both),)
+    x, both = torch.cat([real, fake]), None if labels is None else torch.cat([labels, labels])
+    out = D(x, both, return_logits=True) if logits else (D(x, both),)
     n = real.shape[0]
     return out[0][:n], out[0][n:], out[1][:n] if logits else None
 
